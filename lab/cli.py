@@ -1,0 +1,247 @@
+"""`python3 -m lab`: bring lab hosts up, take them down, look at them, reach them."""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from . import hosts, image, mirrors, network, settings as lab_settings
+from .util import LabError, log, run
+
+DEFAULT_INVENTORY = hosts.REPO_ROOT / "inventories" / "lab"
+
+
+class _Lock:
+    """One `up`/`down` at a time: molecule scenarios and the main job may share the lab."""
+
+    def __init__(self, settings: lab_settings.Settings):
+        settings.run_dir.mkdir(parents=True, exist_ok=True)
+        self.path = settings.run_dir / "lock"
+
+    def __enter__(self):
+        self.handle = open(self.path, "w")  # noqa: SIM115
+        fcntl.flock(self.handle, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc):
+        fcntl.flock(self.handle, fcntl.LOCK_UN)
+        self.handle.close()
+
+
+def _ansible_inventory() -> str:
+    for candidate in (Path(sys.executable).parent / "ansible-inventory", hosts.REPO_ROOT / ".venv/bin/ansible-inventory"):
+        if candidate.exists():
+            return str(candidate)
+    found = shutil.which("ansible-inventory")
+    if not found:
+        raise LabError("ansible-inventory not found: run `make venv` first, or name the hosts to start")
+    return found
+
+
+def inventory_topology(inventory: Path) -> dict[str, list[str]]:
+    """Host name -> groups, as the user's inventory says (names and groups never come from code)."""
+    proc = run([_ansible_inventory(), "-i", str(inventory), "--list", "--export"], check=False)
+    if proc.returncode != 0:
+        raise LabError(f"cannot read inventory {inventory}: {proc.stderr.strip()}")
+    data = json.loads(proc.stdout)
+    topology: dict[str, list[str]] = {}
+
+    def walk(group: str, ancestors: list[str]) -> None:
+        entry = data.get(group, {})
+        chain = ancestors + ([group] if group not in ("all", "ungrouped") else [])
+        for host in entry.get("hosts", []):
+            topology.setdefault(host, [])
+            for name in chain:
+                if name not in topology[host]:
+                    topology[host].append(name)
+        for child in entry.get("children", []):
+            walk(child, chain)
+
+    walk("all", [])
+    return topology
+
+
+def cmd_up(settings, args) -> int:
+    started = time.monotonic()
+    topology = inventory_topology(Path(args.inventory)) if not args.names or args.inventory_given else {}
+    names = args.names or sorted(topology)
+    if not names:
+        raise LabError(f"no hosts named and none in {args.inventory}")
+    for name in names:
+        if not name.replace("-", "").isalnum() or len(name) > 40:
+            raise LabError(f"'{name}' is not a valid host name (letters, digits and '-', at most 40)")
+    if os.geteuid() != 0:
+        raise LabError("the lab needs root (network namespaces, mounts, cgroups)")
+    with _Lock(settings):
+        hosts.ensure_ssh_key(settings)
+        running = [h for h in hosts.known(settings) if hosts.describe(settings, h).running]
+        if running and not image.is_current(settings):
+            raise LabError("the base image recipe changed while hosts run on the old one: `lab down` first")
+        base = image.ensure(settings)
+        found = mirrors.read()
+        mirror_addresses = mirrors.resolve(found.hostnames)
+        mirror_ips = sorted({ip for ips in mirror_addresses.values() for ip in ips})
+        network.ensure_bridge(settings, mirror_ips)
+        results = [hosts.start(settings, name, base, topology.get(name, [])) for name in names]
+        hosts.write_hosts_files(settings, mirror_addresses)
+        hosts.wait_ready(settings, results)
+    for host in results:
+        host.ssh = True
+    if args.json:
+        print(hosts.to_json(results))
+    else:
+        for host in results:
+            print(f"{host.name:20} {host.address:15} ssh {settings.user}@{host.address}")
+    log(f"{len(results)} host(s) SSH-ready in {time.monotonic() - started:.1f} s")
+    return 0
+
+
+def _cleanup_if_empty(settings) -> None:
+    if hosts.known(settings):
+        return
+    network.remove_bridge(settings)
+    for hierarchy in ("unified", "systemd"):
+        parent = Path("/sys/fs/cgroup") / hierarchy / settings.prefix
+        if parent.exists():
+            parent.rmdir()
+    shutil.rmtree(settings.control_path_dir, ignore_errors=True)
+    for empty in (settings.run_dir / "hosts", settings.state_dir / "hosts"):
+        if empty.is_dir() and not any(empty.iterdir()):
+            empty.rmdir()
+
+
+def cmd_down(settings, args) -> int:
+    if os.geteuid() != 0:
+        raise LabError("the lab needs root")
+    with _Lock(settings):
+        names = args.names or hosts.known(settings)
+        for name in names:
+            if name not in hosts.known(settings) and not hosts._host_state_dir(settings, name).exists():
+                log(f"{name}: not in the lab")
+                continue
+            hosts.stop(settings, name)
+            print(f"{name}: removed")
+        _cleanup_if_empty(settings)
+        if not hosts.known(settings):
+            (settings.run_dir / "lock").unlink(missing_ok=True)
+    if not hosts.known(settings) and settings.run_dir.exists() and not any(settings.run_dir.iterdir()):
+        settings.run_dir.rmdir()
+    return 0
+
+
+def cmd_status(settings, args) -> int:
+    described = [hosts.describe(settings, name) for name in hosts.known(settings)]
+    for host in described:
+        if host.running:
+            probe = run(["ssh", *hosts.ssh_args(settings), f"{settings.user}@{host.address}",
+                         "systemctl is-system-running || true"], check=False, timeout=20)
+            host.ssh = probe.returncode == 0
+            setattr(host, "system", probe.stdout.strip() or None)
+    dropped = network.dropped_packets(settings) if described else 0
+    if args.json:
+        print(json.dumps({"hosts": [vars(h) for h in described], "egress_dropped_packets": dropped}, indent=2))
+        return 0
+    if not described:
+        print("no lab hosts")
+        return 0
+    print(f"{'HOST':20} {'ADDRESS':15} {'STATE':8} {'SSH':4} SYSTEM")
+    for host in described:
+        state = "running" if host.running else "stopped"
+        print(f"{host.name:20} {host.address:15} {state:8} {'yes' if host.ssh else 'no':4} {getattr(host, 'system', '-')}")
+    print(f"egress packets dropped so far: {dropped}")
+    return 0
+
+
+def cmd_ssh(settings, args) -> int:
+    host = hosts.describe(settings, args.name)
+    if not host.running:
+        raise LabError(f"{args.name} is not running (lab status)")
+    argv = ["ssh", *hosts.ssh_args(settings), "-o", "BatchMode=no", f"{settings.user}@{host.address}", *args.command]
+    os.execvp("ssh", argv)
+    return 0
+
+
+def inventory_data(settings) -> dict:
+    data: dict = {"_meta": {"hostvars": {}}, "all": {"hosts": [], "children": []}}
+    common = " ".join(hosts.ssh_args(settings)[2:]) + f" -o ControlPath={settings.control_path_dir}/%C"
+    for name in hosts.known(settings):
+        host = hosts.describe(settings, name)
+        if not host.running:
+            continue
+        data["all"]["hosts"].append(name)
+        data["_meta"]["hostvars"][name] = {
+            "ansible_host": host.address,
+            "ansible_user": settings.user,
+            "ansible_ssh_private_key_file": str(settings.ssh_key),
+            "ansible_ssh_common_args": common,
+            "oceanid_lab_host": True,
+        }
+        for group in host.groups:
+            entry = data.setdefault(group, {"hosts": []})
+            entry["hosts"].append(name)
+    return data
+
+
+def cmd_inventory(settings, args) -> int:
+    if args.host:
+        print(json.dumps(inventory_data(settings)["_meta"]["hostvars"].get(args.host, {})))
+    else:
+        print(json.dumps(inventory_data(settings), indent=2))
+    return 0
+
+
+def cmd_image(settings, args) -> int:
+    image.ensure(settings, rebuild=args.rebuild)
+    print(settings.base_dir)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python3 -m lab", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="start hosts (all hosts of the inventory if none is named); keeps running ones")
+    up.add_argument("names", nargs="*")
+    up.add_argument("-i", "--inventory", default=None, help=f"inventory to take host names and groups from "
+                                                           f"(default: {DEFAULT_INVENTORY.relative_to(hosts.REPO_ROOT)})")
+    up.add_argument("--json", action="store_true", help="print the hosts as JSON (for molecule's create step)")
+    up.set_defaults(func=cmd_up)
+    down = sub.add_parser("down", help="stop and remove hosts (all if none is named), and the lab's network after the last")
+    down.add_argument("names", nargs="*")
+    down.set_defaults(func=cmd_down)
+    status = sub.add_parser("status", help="list hosts, their state, and the egress packets dropped")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(func=cmd_status)
+    ssh = sub.add_parser("ssh", help="open a shell (or run a command) on a host")
+    ssh.add_argument("name")
+    ssh.add_argument("command", nargs=argparse.REMAINDER)
+    ssh.set_defaults(func=cmd_ssh)
+    inventory = sub.add_parser("inventory", help="print an Ansible inventory (script format) of the running hosts")
+    inventory.add_argument("--list", action="store_true", help="accepted for Ansible's script inventory protocol")
+    inventory.add_argument("--host", help="one host's variables (script inventory protocol)")
+    inventory.set_defaults(func=cmd_inventory)
+    img = sub.add_parser("image", help="build the base image now (also done by the first `up`)")
+    img.add_argument("--rebuild", action="store_true")
+    img.set_defaults(func=cmd_image)
+    supervise = sub.add_parser("_supervise", help=argparse.SUPPRESS)
+    supervise.add_argument("name")
+    supervise.set_defaults(func=lambda s, a: hosts.supervise(s, a.name))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "up":
+        args.inventory_given = args.inventory is not None
+        args.inventory = args.inventory or str(DEFAULT_INVENTORY)
+    settings = lab_settings.load()
+    try:
+        return args.func(settings, args) or 0
+    except LabError as error:
+        log(f"error: {error}")
+        return 1
