@@ -93,7 +93,10 @@ def cmd_up(settings, args) -> int:
         hosts.wait_ready(settings, results)
     for host in results:
         host.ssh = True
-    if args.json:
+    if args.molecule:
+        print(json.dumps([{"instance": h.name, "address": h.address, "user": settings.user, "port": 22,
+                           "identity_file": str(settings.ssh_key), "become_method": "sudo"} for h in results]))
+    elif args.json:
         print(hosts.to_json(results))
     else:
         for host in results:
@@ -209,7 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("names", nargs="*")
     up.add_argument("-i", "--inventory", default=None, help=f"inventory to take host names and groups from "
                                                            f"(default: {DEFAULT_INVENTORY.relative_to(hosts.REPO_ROOT)})")
-    up.add_argument("--json", action="store_true", help="print the hosts as JSON (for molecule's create step)")
+    up.add_argument("--json", action="store_true", help="print the hosts as JSON")
+    up.add_argument("--molecule", action="store_true", help="print molecule's instance config (for its create step)")
     up.set_defaults(func=cmd_up)
     down = sub.add_parser("down", help="stop and remove hosts (all if none is named), and the lab's network after the last")
     down.add_argument("names", nargs="*")

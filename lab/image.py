@@ -21,7 +21,7 @@ PACKAGES = [
 ]
 
 # Bump when the recipe below changes: a base built by an older recipe is rebuilt.
-RECIPE_VERSION = 3
+RECIPE_VERSION = 4
 
 SSH_HOSTKEYS_DROPIN = """\
 # Host keys are made at first boot so that no two lab hosts share an identity.
@@ -109,6 +109,9 @@ def _customise(root: Path, settings: Settings, found: mirrors.Mirrors) -> None:
     run(["rm", "-rf", str(root / "var/cache/apt/archives"), str(root / "var/lib/apt/lists")])
     (root / "var/cache/apt/archives/partial").mkdir(parents=True)
     (root / "var/lib/apt/lists/partial").mkdir(parents=True)
+    # Like a fresh cloud image: no package index, and one that looks stale, so that
+    # `apt: update_cache: true, cache_valid_time: N` refreshes it on first use.
+    os.utime(root / "var/lib/apt/lists", (0, 0))
 
 
 def ensure(settings: Settings, *, rebuild: bool = False) -> Path:
