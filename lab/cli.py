@@ -210,8 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="start hosts (all hosts of the inventory if none is named); keeps running ones")
     up.add_argument("names", nargs="*")
-    up.add_argument("-i", "--inventory", default=None, help=f"inventory to take host names and groups from "
-                                                           f"(default: {DEFAULT_INVENTORY.relative_to(hosts.REPO_ROOT)})")
+    default_inventory = DEFAULT_INVENTORY.relative_to(hosts.REPO_ROOT)
+    up.add_argument("-i", "--inventory", default=None,
+                    help=f"inventory to take host names and groups from (default: {default_inventory})")
     up.add_argument("--json", action="store_true", help="print the hosts as JSON")
     up.add_argument("--molecule", action="store_true", help="print molecule's instance config (for its create step)")
     up.set_defaults(func=cmd_up)

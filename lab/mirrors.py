@@ -63,7 +63,7 @@ class Mirrors:
             suites = [s for s in source.suites if s == suite or s.startswith(f"{suite}-")]
             if not suites or "deb" not in source.types:
                 continue
-            block = [f"Types: deb", f"URIs: {' '.join(source.uris)}", f"Suites: {' '.join(suites)}",
+            block = ["Types: deb", f"URIs: {' '.join(source.uris)}", f"Suites: {' '.join(suites)}",
                      f"Components: {' '.join(source.components)}"]
             if source.signed_by and source.signed_by.startswith("/usr/share/keyrings/debian-archive"):
                 block.append(f"Signed-By: {source.signed_by}")

@@ -1,0 +1,74 @@
+# oceanid.fleet: the two commands a newcomer needs, and the steps they are made of.
+#   make site   the main job: bring up the lab fleet and converge playbooks/site.yml on it
+#   make test   every test: lint, sanity, unit, and every molecule scenario on lab hosts
+# Both install what they need (apt packages as root, Python tools into .venv) and are safe to re-run.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+VENV := .venv
+PYTHON ?= python3
+# Tools from .venv first; scenarios live in molecule/ (molecule would look in extensions/ for a collection).
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export MOLECULE_GLOB := molecule/*/molecule.yml
+export ANSIBLE_FORCE_COLOR ?= 0
+export PY_COLORS ?= 0
+
+# What the lab and the tests need from Debian: nspawn, debootstrap, iptables, ssh, FUSE.
+APT_PACKAGES := systemd-container debootstrap iptables iproute2 openssh-client fuse3 git python3-venv
+
+INVENTORY ?= inventories/lab
+SCENARIOS := $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml))))
+
+.PHONY: help deps venv lab-up lab-down lab-status site lint sanity unit molecule test clean
+
+help:  ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
+
+deps:  ## Install the Debian packages the lab needs (root; no-op when present)
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  [ "$$(id -u)" = 0 ] || { echo "deps: need root to install:$$missing" >&2; exit 1; }; \
+	  echo "deps: installing$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+venv: $(VENV)/.installed  ## Create .venv with the pinned tools (re-done when requirements-dev.txt changes)
+	@tools/link-collection >/dev/null
+
+$(VENV)/.installed: requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+lab-up: deps venv  ## Boot every host of $(INVENTORY) as a lab host (keeps running ones)
+	$(VENV)/bin/python -m lab up -i $(INVENTORY)
+
+lab-down:  ## Stop and remove every lab host and the lab's network
+	$(PYTHON) -m lab down
+
+lab-status:  ## Show lab hosts and the egress packets dropped
+	$(PYTHON) -m lab status
+
+site: lab-up  ## The main job: lab up, then converge playbooks/site.yml on it
+	ansible-playbook -i $(INVENTORY) playbooks/site.yml
+
+lint: venv  ## ansible-lint, production profile
+	ansible-lint
+
+sanity: venv  ## ansible-test sanity on a copy of the collection, offline
+	tools/sanity
+
+unit: venv  ## pytest: unit tests of plugins and of the lab
+	pytest tests/unit
+
+molecule: deps venv  ## Every molecule scenario on lab hosts (converge, idempotence, check, verify)
+	@for s in $(SCENARIOS); do echo "== molecule test -s $$s"; molecule test -s "$$s"; done
+
+test: deps venv lint sanity unit molecule  ## Every test; what CI runs
+	@echo "make test: all passed"
+
+clean: lab-down  ## Remove the lab hosts, .venv and caches (the base image stays in /var/cache/oceanid-lab)
+	rm -rf $(VENV) .cache tests/output
