@@ -21,7 +21,7 @@ APT_PACKAGES := systemd-container debootstrap iptables iproute2 openssh-client f
 INVENTORY ?= inventories/lab
 SCENARIOS := $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml))))
 
-.PHONY: help deps venv lab-up lab-down lab-status site lint sanity unit molecule test clean
+.PHONY: help deps venv lab-up lab-down lab-status site lint sanity unit integration molecule test clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -64,10 +64,13 @@ sanity: venv  ## ansible-test sanity on a copy of the collection, offline
 unit: venv  ## pytest: unit tests of plugins and of the lab
 	pytest tests/unit
 
+integration: deps venv  ## Integration tests on real lab hosts (the lab's own lifecycle)
+	pytest tests/integration
+
 molecule: deps venv  ## Every molecule scenario on lab hosts (converge, idempotence, check, verify)
 	@for s in $(SCENARIOS); do echo "== molecule test -s $$s"; molecule test -s "$$s"; done
 
-test: deps venv lint sanity unit molecule  ## Every test; what CI runs
+test: deps venv lint sanity unit integration molecule  ## Every test; what CI runs
 	@echo "make test: all passed"
 
 clean: lab-down  ## Remove the lab hosts, .venv and caches (the base image stays in /var/cache/oceanid-lab)

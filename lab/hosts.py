@@ -22,7 +22,8 @@ from .util import LabError, log, run, write_atomic
 REPO_ROOT = Path(__file__).resolve().parent.parent
 NSPAWN_REBOOT_EXIT = 133
 BOOT_TIMEOUT = 90.0
-GRACEFUL_STOP_TIMEOUT = 25.0
+# How long `down` lets a host power off before killing what is left through its cgroup.
+GRACEFUL_STOP_TIMEOUT = float(os.environ.get("OCEANID_LAB_STOP_TIMEOUT", "25"))
 
 
 @dataclass
