@@ -69,7 +69,13 @@ def inventory_topology(inventory: Path) -> dict[str, list[str]]:
 
 def cmd_up(settings, args) -> int:
     started = time.monotonic()
-    topology = inventory_topology(Path(args.inventory)) if not args.names or args.inventory_given else {}
+    inventory = Path(args.inventory).resolve()
+    try:
+        topology = inventory_topology(inventory)
+    except LabError:
+        if not args.names or args.inventory_given:
+            raise
+        topology = {}  # hosts named on the command line need no inventory (molecule's platforms)
     names = args.names or sorted(topology)
     if not names:
         raise LabError(f"no hosts named and none in {args.inventory}")
@@ -88,7 +94,8 @@ def cmd_up(settings, args) -> int:
         mirror_addresses = mirrors.resolve(found.hostnames)
         mirror_ips = sorted({ip for ips in mirror_addresses.values() for ip in ips})
         network.ensure_bridge(settings, mirror_ips)
-        results = [hosts.start(settings, name, base, topology.get(name, [])) for name in names]
+        results = [hosts.start(settings, name, base, topology.get(name, []),
+                               origin=str(inventory) if name in topology else None) for name in names]
         hosts.write_hosts_files(settings, mirror_addresses)
         hosts.wait_ready(settings, results)
     for host in results:
@@ -170,12 +177,13 @@ def cmd_ssh(settings, args) -> int:
     return 0
 
 
-def inventory_data(settings) -> dict:
+def inventory_data(settings, origin: str | None = None) -> dict:
+    """Running hosts as an Ansible inventory; with origin, only those started from that inventory."""
     data: dict = {"_meta": {"hostvars": {}}, "all": {"hosts": [], "children": []}}
     common = " ".join(hosts.ssh_args(settings)[2:]) + f" -o ControlPath={settings.control_path_dir}/%C"
     for name in hosts.known(settings):
         host = hosts.describe(settings, name)
-        if not host.running:
+        if not host.running or (origin and host.origin != str(Path(origin).resolve())):
             continue
         data["all"]["hosts"].append(name)
         data["_meta"]["hostvars"][name] = {
@@ -192,10 +200,11 @@ def inventory_data(settings) -> dict:
 
 
 def cmd_inventory(settings, args) -> int:
+    data = inventory_data(settings, args.origin)
     if args.host:
-        print(json.dumps(inventory_data(settings)["_meta"]["hostvars"].get(args.host, {})))
+        print(json.dumps(data["_meta"]["hostvars"].get(args.host, {})))
     else:
-        print(json.dumps(inventory_data(settings), indent=2))
+        print(json.dumps(data, indent=2))
     return 0
 
 
@@ -229,6 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     inventory = sub.add_parser("inventory", help="print an Ansible inventory (script format) of the running hosts")
     inventory.add_argument("--list", action="store_true", help="accepted for Ansible's script inventory protocol")
     inventory.add_argument("--host", help="one host's variables (script inventory protocol)")
+    inventory.add_argument("--origin", help="only hosts that `up` started from this inventory (a path)")
     inventory.set_defaults(func=cmd_inventory)
     img = sub.add_parser("image", help="build the base image now (also done by the first `up`)")
     img.add_argument("--rebuild", action="store_true")

@@ -31,6 +31,8 @@ class Host:
     name: str
     address: str
     groups: list[str] = field(default_factory=list)
+    # The inventory `up` took this host from (None for hosts named on the command line only).
+    origin: str | None = None
     pid: int | None = None
     running: bool = False
     ssh: bool | None = None
@@ -75,7 +77,8 @@ def describe(settings: Settings, name: str) -> Host:
     run_dir = _host_run_dir(settings, name)
     pid = _supervisor_pid(settings, name)
     groups = json.loads(_read(run_dir / "groups.json") or "[]")
-    return Host(name=name, address=_read(run_dir / "address") or "", groups=groups, pid=pid, running=pid is not None)
+    return Host(name=name, address=_read(run_dir / "address") or "", groups=groups, origin=_read(run_dir / "origin"),
+                pid=pid, running=pid is not None)
 
 
 def _allocate_address(settings: Settings, name: str) -> ipaddress.IPv4Address:
@@ -224,12 +227,16 @@ def _wait_ssh(settings: Settings, host: Host) -> None:
         time.sleep(0.3)
 
 
-def start(settings: Settings, name: str, base: Path, groups: list[str]) -> Host:
+def start(settings: Settings, name: str, base: Path, groups: list[str], origin: str | None = None) -> Host:
     run_dir = _host_run_dir(settings, name)
     run_dir.mkdir(parents=True, exist_ok=True)
     address = _allocate_address(settings, name)
     write_atomic(run_dir / "address", str(address))
     write_atomic(run_dir / "groups.json", json.dumps(groups))
+    if origin:
+        write_atomic(run_dir / "origin", origin)
+    else:
+        (run_dir / "origin").unlink(missing_ok=True)
     host = describe(settings, name)
     if host.running:
         return host
