@@ -172,7 +172,7 @@ def cmd_ssh(settings, args) -> int:
     host = hosts.describe(settings, args.name)
     if not host.running:
         raise LabError(f"{args.name} is not running (lab status)")
-    argv = ["ssh", *hosts.ssh_args(settings), "-o", "BatchMode=no", f"{settings.user}@{host.address}", *args.command]
+    argv = ["ssh", *hosts.ssh_args(settings), "-o", "BatchMode=no", f"{settings.user}@{host.address}", *args.remote_command]
     os.execvp("ssh", argv)
     return 0
 
@@ -216,7 +216,7 @@ def cmd_image(settings, args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python3 -m lab", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{up,down,status,ssh,inventory,image}")
     up = sub.add_parser("up", help="start hosts (all hosts of the inventory if none is named); keeps running ones")
     up.add_argument("names", nargs="*")
     default_inventory = DEFAULT_INVENTORY.relative_to(hosts.REPO_ROOT)
@@ -233,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     status.set_defaults(func=cmd_status)
     ssh = sub.add_parser("ssh", help="open a shell (or run a command) on a host")
     ssh.add_argument("name")
-    ssh.add_argument("command", nargs=argparse.REMAINDER)
+    ssh.add_argument("remote_command", metavar="command", nargs=argparse.REMAINDER)
     ssh.set_defaults(func=cmd_ssh)
     inventory = sub.add_parser("inventory", help="print an Ansible inventory (script format) of the running hosts")
     inventory.add_argument("--list", action="store_true", help="accepted for Ansible's script inventory protocol")
@@ -243,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     img = sub.add_parser("image", help="build the base image now (also done by the first `up`)")
     img.add_argument("--rebuild", action="store_true")
     img.set_defaults(func=cmd_image)
-    supervise = sub.add_parser("_supervise", help=argparse.SUPPRESS)
+    supervise = sub.add_parser("_supervise")  # internal: run by `up` in the background
     supervise.add_argument("name")
     supervise.set_defaults(func=lambda s, a: hosts.supervise(s, a.name))
     return parser
@@ -254,8 +254,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "up":
         args.inventory_given = args.inventory is not None
         args.inventory = args.inventory or str(DEFAULT_INVENTORY)
-    settings = lab_settings.load()
     try:
+        settings = lab_settings.load()
         return args.func(settings, args) or 0
     except LabError as error:
         log(f"error: {error}")

@@ -161,7 +161,8 @@ def supervise(settings: Settings, name: str) -> int:
                f"--network-namespace-path=/run/netns/{network.netns_name(settings, name)}",
                "--bind=/dev/fuse", "--resolv-conf=off", "--timezone=off", "--link-journal=no",
                "--console=read-only"]
-    while True:
+    code = 0
+    while not stopping:  # a `down` that lands before the first boot must not boot the host
         child = subprocess.Popen(command, stdin=subprocess.DEVNULL)
         code = child.wait()
         if code == NSPAWN_REBOOT_EXIT and not stopping:

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from .util import LabError
+
 APT_SOURCES = [Path("/etc/apt/sources.list")]
 APT_SOURCES_DIR = Path("/etc/apt/sources.list.d")
 
@@ -53,7 +55,7 @@ class Mirrors:
         for source in self.apt:
             if "deb" in source.types and suite in source.suites and "main" in source.components:
                 return source.uris[0]
-        raise RuntimeError(f"no apt source on this machine serves '{suite} main' (looked in "
+        raise LabError(f"no apt source on this machine serves '{suite} main' (looked in "
                            f"{APT_SOURCES[0]} and {APT_SOURCES_DIR}/*.list|*.sources)")
 
     def apt_sources_for(self, suite: str) -> str:
@@ -102,7 +104,7 @@ def _parse_deb822(text: str) -> list[AptSource]:
                 key, value = line.split(":", 1)
                 key = key.strip().lower()
                 fields[key] = value.strip()
-        if fields.get("enabled", "yes").lower() == "no" or "uris" not in fields:
+        if fields.get("enabled", "yes").lower() in ("no", "false", "off") or "uris" not in fields:
             continue
         sources.append(AptSource(fields.get("types", "deb").split(), fields["uris"].split(),
                                  fields.get("suites", "").split(), fields.get("components", "").split(),
@@ -146,7 +148,8 @@ def _pip_default_hosts() -> list[str]:
 
 
 def read_pip_config() -> tuple[str | None, list[str]]:
-    parser = configparser.ConfigParser()
+    # Raw, as pip reads it: a '%' in a percent-encoded URL is not interpolation.
+    parser = configparser.RawConfigParser()
     parser.read([str(p) for p in _pip_config_files()])
     index_url = os.environ.get("PIP_INDEX_URL") or parser.get("global", "index-url", fallback=None) \
         or parser.get("install", "index-url", fallback=None)

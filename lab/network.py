@@ -23,8 +23,8 @@ def netns_name(settings: Settings, host: str) -> str:
 
 
 def veth_name(settings: Settings, address: ipaddress.IPv4Address) -> str:
-    # Interface names are at most 15 characters: name the machine's end by the address octet.
-    return f"{settings.prefix}v{int(address) & 0xFF}"
+    # Interface names are at most 15 characters: name the machine's end by the host's index in the subnet.
+    return f"{settings.prefix}v{int(address) - int(settings.subnet.network_address)}"
 
 
 def _iptables(*args: str, table: str = "filter", check: bool = True):

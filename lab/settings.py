@@ -11,6 +11,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from .util import LabError
+
 
 def _env(name: str, default: str) -> str:
     return os.environ.get(f"OCEANID_LAB_{name}", default)
@@ -66,7 +68,7 @@ class Settings:
 
 
 def load() -> Settings:
-    return Settings(
+    settings = Settings(
         cache_dir=Path(_env("CACHE_DIR", "/var/cache/oceanid-lab")),
         state_dir=Path(_env("STATE_DIR", "/var/lib/oceanid-lab")),
         run_dir=Path(_env("RUN_DIR", "/run/oceanid-lab")),
@@ -76,3 +78,8 @@ def load() -> Settings:
         suite=_env("SUITE", "bookworm"),
         user=_env("USER", "lab"),
     )
+    # Interface names (bridge, "<prefix>v<index>") must fit Linux's 15 characters.
+    if settings.subnet.prefixlen < 16 or len(settings.prefix) > 9 or len(settings.bridge) > 15:
+        raise LabError("OCEANID_LAB_SUBNET must be /16 or narrower, OCEANID_LAB_PREFIX at most 9 characters "
+                         "and OCEANID_LAB_BRIDGE at most 15")
+    return settings
