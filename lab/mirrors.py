@@ -56,7 +56,7 @@ class Mirrors:
             if "deb" in source.types and suite in source.suites and "main" in source.components:
                 return source.uris[0]
         raise LabError(f"no apt source on this machine serves '{suite} main' (looked in "
-                           f"{APT_SOURCES[0]} and {APT_SOURCES_DIR}/*.list|*.sources)")
+                       f"{APT_SOURCES[0]} and {APT_SOURCES_DIR}/*.list|*.sources)")
 
     def apt_sources_for(self, suite: str) -> str:
         """deb822 sources for a host of this suite: the machine's own entries for that release."""

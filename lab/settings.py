@@ -81,5 +81,5 @@ def load() -> Settings:
     # Interface names (bridge, "<prefix>v<index>") must fit Linux's 15 characters.
     if settings.subnet.prefixlen < 16 or len(settings.prefix) > 9 or len(settings.bridge) > 15:
         raise LabError("OCEANID_LAB_SUBNET must be /16 or narrower, OCEANID_LAB_PREFIX at most 9 characters "
-                         "and OCEANID_LAB_BRIDGE at most 15")
+                       "and OCEANID_LAB_BRIDGE at most 15")
     return settings
