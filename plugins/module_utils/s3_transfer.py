@@ -1,0 +1,987 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2025, Oceanid fleet maintainers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The model transfer engine: S3 -> local tree (hydrate) and local tree -> S3 (ingest).
+
+One engine for the s3_model_hydrate and s3_model_ingest modules and for the model puller on GPU hosts
+(which runs this very file as a program). Standard library only; botocore, when importable, is used for
+nothing but the AWS credential chain (instance profiles, SSO, config files).
+
+Guarantees of hydrate():
+* A reader of ``dest`` sees the old tree or the new tree, never a mix: the new tree is built in a staging
+  directory beside ``dest`` (same filesystem; unchanged files are hard links, not copies), synced with one
+  ``syncfs()``, then swapped in with one ``renameat2(RENAME_EXCHANGE)`` (or two renames where the kernel or
+  filesystem lacks it).
+* Every byte is checked: files are fetched as parallel ranged GETs written at their offsets into
+  preallocated files; each part's SHA-256 is computed as it streams and compared with the per-part digest
+  in the manifest (ingest writes them), so parts can arrive in any order. A manifest with whole-file
+  digests only is checked by hashing each finished file in order.
+* Nothing is fetched twice: a state record beside ``dest`` remembers what was published (size, mtime,
+  digest, source ETag). An unchanged model costs one HEAD of the manifest and no GET. An interrupted
+  download leaves its partial files beside ``dest``; the next run keeps every part whose bytes already
+  match the manifest and fetches only the rest.
+* Free space is checked before the first byte is written.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import argparse
+import concurrent.futures
+import ctypes
+import ctypes.util
+import datetime
+import errno
+import hashlib
+import hmac
+import http.client
+import json
+import os
+import random
+import shutil
+import ssl
+import stat
+import sys
+import threading
+import time
+import urllib.parse
+import xml.etree.ElementTree as ET
+
+MANIFEST_FORMAT = "oceanid.model-manifest/1"
+STATE_FORMAT = "oceanid.hydrate-state/1"
+DEFAULT_PART_SIZE = 8 * 1024 * 1024
+MIN_MULTIPART_PART = 5 * 1024 * 1024       # S3's smallest part (all but the last)
+MAX_PARTS = 10000                          # S3's most parts per upload
+DEFAULT_REQUEST_SIZE = 32 * 1024 * 1024   # bytes per ranged GET (several manifest parts)
+STREAM_CHUNK = 1024 * 1024
+SPACE_MARGIN = 16 * 1024 * 1024            # kept free beyond what a hydrate writes
+UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+_S3_NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
+_RETRY_STATUS = (500, 502, 503, 504)
+_RENAME_EXCHANGE = 2
+
+
+class TransferError(Exception):
+    """A transfer failed; the message says what, where, and what was expected."""
+
+
+class SourceError(TransferError):
+    """The object store could not be read or written (unreachable, denied, missing object)."""
+
+
+class SpaceError(TransferError):
+    """Not enough free space at the destination."""
+
+
+class VerificationError(TransferError):
+    """Bytes that do not match the manifest."""
+
+    def __init__(self, message, path=None, expected=None, actual=None):
+        super(VerificationError, self).__init__(message)
+        self.path = path
+        self.expected = expected
+        self.actual = actual
+
+
+# --------------------------------------------------------------------------------------------------
+# Credentials and endpoint
+# --------------------------------------------------------------------------------------------------
+
+class S3Endpoint:
+    """Where the object store is and who we are there.
+
+    endpoint_url: ``http(s)://host[:port]`` of an S3-compatible server; empty for AWS S3 in ``region``.
+    Credentials not given here come from the environment or, when botocore is installed, its chain.
+    """
+
+    def __init__(self, endpoint_url=None, region=None, access_key=None, secret_key=None, session_token=None,
+                 verify_tls=True, ca_bundle=None, addressing_style="auto"):
+        self.region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+        self.endpoint_url = (endpoint_url or "https://s3.%s.amazonaws.com" % self.region).rstrip("/")
+        parsed = urllib.parse.urlsplit(self.endpoint_url)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise TransferError("endpoint_url %r must look like http(s)://host[:port]" % endpoint_url)
+        self.scheme = parsed.scheme
+        self.host = parsed.hostname
+        self.port = parsed.port or (443 if parsed.scheme == "https" else 80)
+        self.base_path = parsed.path.rstrip("/")
+        self.verify_tls = verify_tls
+        self.ca_bundle = ca_bundle
+        if addressing_style == "auto":
+            addressing_style = "virtual" if endpoint_url is None else "path"
+        self.addressing_style = addressing_style
+        self.access_key, self.secret_key, self.session_token = resolve_credentials(access_key, secret_key, session_token)
+
+    def host_header(self, bucket):
+        default_port = (self.scheme == "https" and self.port == 443) or (self.scheme == "http" and self.port == 80)
+        host = self.host if default_port else "%s:%d" % (self.host, self.port)
+        return "%s.%s" % (bucket, host) if self.addressing_style == "virtual" else host
+
+    def path(self, bucket, key=""):
+        quoted = urllib.parse.quote(key, safe="/~")
+        if self.addressing_style == "virtual":
+            return "%s/%s" % (self.base_path, quoted)
+        return "%s/%s/%s" % (self.base_path, bucket, quoted) if key else "%s/%s" % (self.base_path, bucket)
+
+
+def resolve_credentials(access_key=None, secret_key=None, session_token=None):
+    """Explicit keys, then AWS_* environment variables, then botocore's chain (profiles, instance roles)."""
+    if access_key and secret_key:
+        return access_key, secret_key, session_token
+    if access_key or secret_key:
+        raise TransferError("give both access_key and secret_key, or neither (to use the environment or an instance profile)")
+    env_key, env_secret = os.environ.get("AWS_ACCESS_KEY_ID"), os.environ.get("AWS_SECRET_ACCESS_KEY")
+    if env_key and env_secret:
+        return env_key, env_secret, os.environ.get("AWS_SESSION_TOKEN")
+    try:
+        import botocore.session  # pylint: disable=import-outside-toplevel
+    except ImportError:
+        raise TransferError("no S3 credentials: set access_key/secret_key or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY "
+                            "(install botocore to use profiles and instance roles)")
+    credentials = botocore.session.get_session().get_credentials()
+    if credentials is None:
+        raise TransferError("no S3 credentials found in options, environment, AWS profiles or instance metadata")
+    frozen = credentials.get_frozen_credentials()
+    return frozen.access_key, frozen.secret_key, frozen.token
+
+
+# --------------------------------------------------------------------------------------------------
+# A lean, thread-safe S3 client: SigV4 over keep-alive connections, one per thread
+# --------------------------------------------------------------------------------------------------
+
+def _quote(value):
+    return urllib.parse.quote(value, safe="-_.~")
+
+
+class S3Response:
+    """Status, headers and (unless streamed) the body of one request."""
+
+    def __init__(self, status, headers, body=b""):
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+
+class S3Client:
+    """Signs and sends S3 requests; retries transport errors and 5xx with backoff; counts what it sends."""
+
+    def __init__(self, endpoint, max_connections=32, retries=4, timeout=60.0, backoff=0.25):
+        self.endpoint = endpoint
+        self.retries = retries
+        self.timeout = timeout
+        self.backoff = backoff
+        self.max_connections = max_connections
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._signing_keys = {}
+        self.stats = {"GET": 0, "HEAD": 0, "PUT": 0, "POST": 0, "LIST": 0, "DELETE": 0}
+        self.bytes_received = 0
+        self.bytes_sent = 0
+        if endpoint.scheme == "https":
+            self._ssl = ssl.create_default_context(cafile=endpoint.ca_bundle)
+            if not endpoint.verify_tls:
+                self._ssl.check_hostname = False
+                self._ssl.verify_mode = ssl.CERT_NONE
+        else:
+            self._ssl = None
+
+    # -- connections ---------------------------------------------------------------------------
+    def _connection(self, bucket):
+        host = self.endpoint.host_header(bucket).split(":")[0]
+        pool = getattr(self._local, "connections", None)
+        if pool is None:
+            pool = self._local.connections = {}
+        conn = pool.get(host)
+        if conn is None:
+            if self._ssl is not None:
+                conn = http.client.HTTPSConnection(host, self.endpoint.port, timeout=self.timeout, context=self._ssl)
+            else:
+                conn = http.client.HTTPConnection(host, self.endpoint.port, timeout=self.timeout)
+            pool[host] = conn
+        return conn
+
+    def _drop_connection(self, bucket):
+        host = self.endpoint.host_header(bucket).split(":")[0]
+        conn = getattr(self._local, "connections", {}).pop(host, None)
+        if conn is not None:
+            conn.close()
+
+    # -- signing -------------------------------------------------------------------------------
+    def _signing_key(self, date):
+        key = self._signing_keys.get(date)
+        if key is None:
+            key = ("AWS4" + self.endpoint.secret_key).encode()
+            for part in (date, self.endpoint.region, "s3", "aws4_request"):
+                key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+            self._signing_keys[date] = key
+        return key
+
+    def _sign(self, method, bucket, path, query, headers, payload_hash):
+        now = datetime.datetime.now(datetime.timezone.utc)
+        amz_date, date = now.strftime("%Y%m%dT%H%M%SZ"), now.strftime("%Y%m%d")
+        headers["host"] = self.endpoint.host_header(bucket)
+        headers["x-amz-date"] = amz_date
+        headers["x-amz-content-sha256"] = payload_hash
+        if self.endpoint.session_token:
+            headers["x-amz-security-token"] = self.endpoint.session_token
+        names = sorted(name.lower() for name in headers)
+        lowered = dict((name.lower(), str(value).strip()) for name, value in headers.items())
+        canonical_query = "&".join("%s=%s" % (_quote(k), _quote(v)) for k, v in sorted(query.items()))
+        canonical = "\n".join([method, path, canonical_query, "".join("%s:%s\n" % (n, lowered[n]) for n in names),
+                               ";".join(names), payload_hash])
+        scope = "%s/%s/s3/aws4_request" % (date, self.endpoint.region)
+        to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()])
+        signature = hmac.new(self._signing_key(date), to_sign.encode(), hashlib.sha256).hexdigest()
+        headers["Authorization"] = "AWS4-HMAC-SHA256 Credential=%s/%s, SignedHeaders=%s, Signature=%s" % (
+            self.endpoint.access_key, scope, ";".join(names), signature)
+        return canonical_query
+
+    # -- requests ------------------------------------------------------------------------------
+    def request(self, method, bucket, key="", query=None, headers=None, body=b"", payload_hash=None,
+                sink=None, kind=None, expect=(200,)):
+        """Send one request (with retries). ``sink(response)`` consumes a streamed body instead of reading it.
+
+        Returns an S3Response; raises SourceError for anything not in ``expect`` after retries.
+        """
+        query = dict(query or {})
+        path = self.endpoint.path(bucket, key)
+        kind = kind or method
+        if payload_hash is None:
+            payload_hash = hashlib.sha256(body).hexdigest() if body else (EMPTY_SHA256 if method != "GET" else UNSIGNED_PAYLOAD)
+        last_error = None
+        for attempt in range(self.retries + 1):
+            if attempt:
+                time.sleep(self.backoff * (2 ** (attempt - 1)) * (0.5 + random.random()))
+            send_headers = dict(headers or {})
+            canonical_query = self._sign(method, bucket, path, query, send_headers, payload_hash)
+            target = path + ("?" + canonical_query if canonical_query else "")
+            with self._lock:
+                self.stats[kind] = self.stats.get(kind, 0) + 1
+                self.bytes_sent += len(body)
+            conn = self._connection(bucket)
+            try:
+                conn.request(method, target, body=body if body else None, headers=send_headers)
+                response = conn.getresponse()
+                if response.status in _RETRY_STATUS:
+                    response.read()
+                    last_error = "HTTP %d" % response.status
+                    continue
+                if response.status not in expect:
+                    data = response.read()
+                    raise SourceError("%s %s/%s on %s: HTTP %d %s" % (
+                        method, bucket, key, self.endpoint.endpoint_url, response.status, _s3_error(data)))
+                if sink is not None and method != "HEAD":
+                    sink(response)
+                    return S3Response(response.status, response.headers)
+                data = response.read()
+                with self._lock:
+                    self.bytes_received += len(data)
+                return S3Response(response.status, response.headers, data)
+            except (OSError, http.client.HTTPException) as exc:
+                self._drop_connection(bucket)
+                last_error = "%s: %s" % (type(exc).__name__, exc)
+            except BaseException:
+                self._drop_connection(bucket)   # a body may be half read
+                raise
+        raise SourceError("%s %s/%s on %s failed after %d attempts: %s" % (
+            method, bucket, key, self.endpoint.endpoint_url, self.retries + 1, last_error))
+
+    def count_received(self, nbytes):
+        with self._lock:
+            self.bytes_received += nbytes
+
+    # -- S3 operations ---------------------------------------------------------------------------
+    def head(self, bucket, key):
+        """Object headers, or None when the object does not exist."""
+        response = self.request("HEAD", bucket, key, expect=(200, 404))
+        return None if response.status == 404 else response.headers
+
+    def get(self, bucket, key, missing_ok=False):
+        response = self.request("GET", bucket, key, expect=(200, 404) if missing_ok else (200,))
+        return None if response.status == 404 else response.body
+
+    def put(self, bucket, key, body, content_type=None, sha256=None):
+        headers = {"Content-Type": content_type} if content_type else {}
+        return self.request("PUT", bucket, key, headers=headers, body=body, payload_hash=sha256 or hashlib.sha256(body).hexdigest())
+
+    def delete(self, bucket, key):
+        self.request("DELETE", bucket, key, kind="DELETE", expect=(200, 204, 404))
+
+    def list_objects(self, bucket, prefix):
+        """Every object under ``prefix``: {key: {"size", "etag", "last_modified"}}."""
+        objects, token = {}, None
+        while True:
+            query = {"list-type": "2", "prefix": prefix, "max-keys": "1000"}
+            if token:
+                query["continuation-token"] = token
+            root = ET.fromstring(self.request("GET", bucket, "", query=query, kind="LIST").body)
+            for item in root.iter(_S3_NS + "Contents"):
+                key = item.findtext(_S3_NS + "Key")
+                objects[key] = {"size": int(item.findtext(_S3_NS + "Size") or 0),
+                                "etag": (item.findtext(_S3_NS + "ETag") or "").strip('"'),
+                                "last_modified": item.findtext(_S3_NS + "LastModified")}
+            if (root.findtext(_S3_NS + "IsTruncated") or "false").lower() != "true":
+                return objects
+            token = root.findtext(_S3_NS + "NextContinuationToken")
+
+    def close(self):
+        for conn in getattr(self._local, "connections", {}).values():
+            conn.close()
+
+
+def _s3_error(data):
+    try:
+        root = ET.fromstring(data)
+        return "%s: %s" % (root.findtext("Code"), root.findtext("Message"))
+    except ET.ParseError:
+        return data[:200].decode("utf-8", "replace")
+
+
+# --------------------------------------------------------------------------------------------------
+# Manifests
+# --------------------------------------------------------------------------------------------------
+
+def manifest_key(model_key):
+    return "manifests/models/%s.json" % model_key
+
+
+def model_prefix(model_key):
+    return "models/%s/" % model_key
+
+
+def hash_file(path, part_size):
+    """(sha256, [sha256 of each part_size chunk]) of a file, read once."""
+    whole, parts = hashlib.sha256(), []
+    with open(path, "rb") as handle:
+        while True:
+            chunk = handle.read(part_size)
+            if not chunk:
+                break
+            whole.update(chunk)
+            parts.append(hashlib.sha256(chunk).hexdigest())
+    return whole.hexdigest(), parts or [EMPTY_SHA256]
+
+
+def _validate_manifest(manifest, where):
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), list):
+        raise SourceError("%s is not a model manifest (expected a JSON object with a 'files' list)" % where)
+    seen = set()
+    for entry in manifest["files"]:
+        path = entry.get("path") if isinstance(entry, dict) else None
+        if not path or not isinstance(entry.get("size"), int) or not entry.get("sha256"):
+            raise SourceError("%s: every file needs path, size and sha256; got %r" % (where, entry))
+        if path.startswith("/") or ".." in path.split("/") or path in seen:
+            raise SourceError("%s: file path %r is absolute, escapes the model directory, or repeats" % (where, path))
+        seen.add(path)
+    return manifest
+
+
+# --------------------------------------------------------------------------------------------------
+# Local filesystem helpers
+# --------------------------------------------------------------------------------------------------
+
+def _walk_files(root):
+    """{relative path: os.stat_result} of the regular files under root (empty when root is missing)."""
+    found = {}
+    if not os.path.isdir(root):
+        return found
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            full = os.path.join(dirpath, name)
+            st = os.lstat(full)
+            if stat.S_ISREG(st.st_mode):
+                found[os.path.relpath(full, root)] = st
+    return found
+
+
+def _libc():
+    name = ctypes.util.find_library("c")
+    return ctypes.CDLL(name, use_errno=True) if name else None
+
+
+_LIBC = _libc()
+
+
+def _syncfs(path):
+    """Flush the filesystem that holds path (one call instead of an fsync per file)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        if _LIBC is not None and hasattr(_LIBC, "syncfs") and _LIBC.syncfs(fd) == 0:
+            return
+        os.sync()
+    finally:
+        os.close(fd)
+
+
+def _exchange(staging, dest):
+    """Atomically swap two directories; returns False when the kernel or filesystem cannot."""
+    if _LIBC is None or not hasattr(_LIBC, "renameat2"):
+        return False
+    at_fdcwd = -100
+    if _LIBC.renameat2(at_fdcwd, staging.encode(), at_fdcwd, dest.encode(), _RENAME_EXCHANGE) == 0:
+        return True
+    if ctypes.get_errno() in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):
+        return False
+    raise OSError(ctypes.get_errno(), "renameat2(%s, %s, RENAME_EXCHANGE)" % (staging, dest))
+
+
+def _start_writeback(fd, offset, length):
+    """Start writing a finished part to disk now (sync_file_range, no wait), so the final sync is short."""
+    if _LIBC is not None and hasattr(_LIBC, "sync_file_range"):
+        _LIBC.sync_file_range(fd, ctypes.c_longlong(offset), ctypes.c_longlong(length), 2)   # SYNC_FILE_RANGE_WRITE
+
+
+def _preallocate(fd, size):
+    try:
+        if size:
+            os.posix_fallocate(fd, 0, size)
+    except OSError as exc:
+        if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+            raise
+        os.ftruncate(fd, size)
+
+
+def _write_json_atomic(path, data):
+    tmp = "%s.tmp-%d" % (path, os.getpid())
+    with open(tmp, "w") as handle:
+        json.dump(data, handle, sort_keys=True)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.rename(tmp, path)
+
+
+def _sidecar(dest, what):
+    """Hidden paths beside dest that belong to it: the state record, the partial area, staging dirs."""
+    parent, name = os.path.split(os.path.abspath(dest).rstrip("/"))
+    return os.path.join(parent, ".%s.%s" % (name, what))
+
+
+# --------------------------------------------------------------------------------------------------
+# hydrate
+# --------------------------------------------------------------------------------------------------
+
+class _Wanted:
+    """One file of the source: where it is in S3 and how to check it."""
+
+    def __init__(self, path, key, size, sha256=None, parts=None, etag=None):
+        self.path = path
+        self.key = key
+        self.size = size
+        self.sha256 = sha256
+        self.parts = parts
+        self.etag = etag
+
+
+def _source_files(client, bucket, model_key, prefix):
+    """(files, manifest_etag, part_size, verification) from the manifest, or from a listing without one."""
+    if model_key:
+        where = "s3://%s/%s" % (bucket, manifest_key(model_key))
+        head = client.head(bucket, manifest_key(model_key))
+        if head is None:
+            raise SourceError("%s does not exist on %s: ingest the model first, or give a prefix" % (where, client.endpoint.endpoint_url))
+        body = client.get(bucket, manifest_key(model_key))
+        try:
+            manifest = _validate_manifest(json.loads(body.decode("utf-8")), where)
+        except ValueError as exc:
+            raise SourceError("%s is not valid JSON: %s" % (where, exc))
+        part_size = int(manifest.get("part_size") or DEFAULT_PART_SIZE)
+        files = [_Wanted(entry["path"], model_prefix(model_key) + entry["path"], entry["size"], entry["sha256"],
+                         entry.get("parts")) for entry in manifest["files"]]
+        return files, head.get("ETag", "").strip('"'), part_size, "sha256"
+    listing = client.list_objects(bucket, prefix)
+    files = [_Wanted(key[len(prefix):], key, info["size"], etag=info["etag"])
+             for key, info in sorted(listing.items()) if not key.endswith("/") and key[len(prefix):]]
+    if not files:
+        raise SourceError("nothing under s3://%s/%s on %s" % (bucket, prefix, client.endpoint.endpoint_url))
+    return files, None, None, "size+etag"
+
+
+def _unchanged_fast_path(client, bucket, model_key, dest, state):
+    """True when the manifest's ETag and every local file match the state record: no GET needed."""
+    if not model_key or not state or state.get("manifest_etag") is None or not os.path.isdir(dest):
+        return False
+    head = client.head(bucket, manifest_key(model_key))
+    if head is None or head.get("ETag", "").strip('"') != state["manifest_etag"]:
+        return False
+    local = _walk_files(dest)
+    recorded = state.get("files", {})
+    if set(local) != set(recorded):
+        return False
+    return all(local[p].st_size == r["size"] and local[p].st_mtime_ns == r["mtime_ns"] for p, r in recorded.items())
+
+
+def _load_state(dest):
+    try:
+        with open(_sidecar(dest, "oceanid-state.json")) as handle:
+            state = json.load(handle)
+        return state if state.get("format") == STATE_FORMAT else None
+    except (OSError, ValueError):
+        return None
+
+
+def plan_hydrate(files, dest, state, delete_extra, part_size, verification):
+    """Decide per file: keep (already there and verified) or fetch; and what to delete."""
+    local = _walk_files(dest)
+    recorded = (state or {}).get("files", {})
+    keep, fetch = [], []
+    for wanted in files:
+        st, rec = local.get(wanted.path), recorded.get(wanted.path)
+        if st is not None and st.st_size == wanted.size:
+            same_stat = rec is not None and rec["size"] == st.st_size and rec["mtime_ns"] == st.st_mtime_ns
+            if same_stat and verification == "sha256" and rec.get("sha256") == wanted.sha256:
+                keep.append(wanted)
+                continue
+            if same_stat and verification != "sha256" and rec.get("etag") == wanted.etag:
+                keep.append(wanted)
+                continue
+            if verification == "sha256" and not same_stat:
+                # Not recorded (first run on an existing tree, or a run killed after publishing): hash it.
+                if hash_file(os.path.join(dest, wanted.path), part_size)[0] == wanted.sha256:
+                    keep.append(wanted)
+                    continue
+        fetch.append(wanted)
+    wanted_paths = set(w.path for w in files)
+    extra = sorted(p for p in local if p not in wanted_paths)
+    return {"keep": keep, "fetch": fetch, "delete": extra if delete_extra else [], "carry": [] if delete_extra else extra}
+
+
+class _Download:
+    """Parallel ranged GETs of the files to fetch into the partial area, verified part by part."""
+
+    def __init__(self, client, bucket, partial_dir, part_size, concurrency, verification, request_size=None):
+        self.client = client
+        self.request_size = request_size or DEFAULT_REQUEST_SIZE
+        self.bucket = bucket
+        self.partial_dir = partial_dir
+        self.part_size = part_size
+        self.concurrency = concurrency
+        self.verification = verification
+        self.lock = threading.Lock()
+        self.fds = {}
+        self.remaining = {}
+        self.bytes_fetched = 0
+
+    def _ranges(self, wanted):
+        if wanted.size == 0:
+            return []
+        part_size = self.part_size
+        return [(index, start, min(start + part_size, wanted.size)) for index, start in enumerate(range(0, wanted.size, part_size))]
+
+    def _expected_part(self, wanted, index):
+        if wanted.parts and len(wanted.parts) == (wanted.size + self.part_size - 1) // self.part_size:
+            return wanted.parts[index]
+        if wanted.sha256 and wanted.size <= self.part_size:
+            return wanted.sha256
+        return None
+
+    def _open(self, wanted):
+        path = os.path.join(self.partial_dir, wanted.path)
+        with self.lock:
+            fd = self.fds.get(wanted.path)
+            if fd is None:
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+                if os.fstat(fd).st_size != wanted.size:
+                    os.ftruncate(fd, 0)
+                    _preallocate(fd, wanted.size)
+                self.fds[wanted.path] = fd
+        return fd
+
+    def resumable_parts(self, wanted):
+        """Parts of a partial file left by an earlier run whose bytes already match the manifest."""
+        path = os.path.join(self.partial_dir, wanted.path)
+        try:
+            if os.stat(path).st_size != wanted.size:
+                return set()
+        except OSError:
+            return set()
+        done = set()
+        with open(path, "rb") as handle:
+            for index, start, end in self._ranges(wanted):
+                expected = self._expected_part(wanted, index)
+                if expected is None:
+                    return set()
+                handle.seek(start)
+                if hashlib.sha256(handle.read(end - start)).hexdigest() == expected:
+                    done.add(index)
+        return done
+
+    def _spans(self, wanted, done):
+        """Consecutive parts still to fetch, grouped into requests of up to request_size bytes.
+
+        Digests stay per part (the manifest's granularity); a request can carry several parts because an
+        S3 server answers a few large ranged GETs faster than many small ones.
+        """
+        spans, current = [], []
+        per_request = max(1, self.request_size // self.part_size)
+        for part in self._ranges(wanted):
+            if part[0] in done:
+                if current:
+                    spans.append(current)
+                current = []
+                continue
+            current.append(part)
+            if len(current) == per_request:
+                spans.append(current)
+                current = []
+        if current:
+            spans.append(current)
+        return spans
+
+    def _fetch_span(self, wanted, parts):
+        fd = self._open(wanted)
+        start, end = parts[0][1], parts[-1][2]
+        whole = start == 0 and end == wanted.size
+        headers = {} if whole else {"Range": "bytes=%d-%d" % (start, end - 1)}
+
+        def sink(response):
+            offset, buffer = start, bytearray(min(STREAM_CHUNK, end - start))
+            view = memoryview(buffer)
+            for index, part_start, part_end in parts:
+                digest = hashlib.sha256()
+                while offset < part_end:
+                    count = response.readinto(view[:min(len(buffer), part_end - offset)])
+                    if not count:
+                        raise http.client.IncompleteRead(b"", end - offset)
+                    os.pwrite(fd, view[:count], offset)
+                    digest.update(view[:count])
+                    offset += count
+                    self.client.count_received(count)
+                _start_writeback(fd, part_start, part_end - part_start)
+                expected, actual = self._expected_part(wanted, index), digest.hexdigest()
+                if expected is not None and actual != expected:
+                    raise VerificationError(
+                        "%s: part %d (bytes %d-%d) has sha256 %s, the manifest says %s"
+                        % (wanted.path, index, part_start, part_end - 1, actual, expected),
+                        path=wanted.path, expected=expected, actual=actual)
+            if response.read(1):
+                raise SourceError("s3://%s/%s is larger than the %d bytes the source listed" % (self.bucket, wanted.key, wanted.size))
+
+        for attempt in (1, 2):   # one more try for bytes that were wrong on the way (a flaky proxy), then fail
+            try:
+                self.client.request("GET", self.bucket, wanted.key, headers=headers, sink=sink, expect=(200,) if whole else (206,))
+                break
+            except VerificationError:
+                if attempt == 2:
+                    raise
+        with self.lock:
+            self.bytes_fetched += end - start
+            self.remaining[wanted.path] -= 1
+            if self.remaining[wanted.path] == 0:
+                os.close(self.fds.pop(wanted.path))
+
+    def run(self, files):
+        jobs = []
+        for wanted in files:
+            done = self.resumable_parts(wanted) if self.verification == "sha256" else set()
+            spans = self._spans(wanted, done)
+            self.remaining[wanted.path] = len(spans)
+            if not spans:
+                path = os.path.join(self.partial_dir, wanted.path)
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                with open(path, "ab") as handle:
+                    handle.truncate(wanted.size)
+            jobs.extend((wanted, span) for span in spans)
+        # Big files first so that their requests overlap with the many small ones.
+        jobs.sort(key=lambda job: -job[0].size)
+        try:
+            with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, self.concurrency)) as pool:
+                futures = [pool.submit(self._fetch_span, *job) for job in jobs]
+                for future in concurrent.futures.as_completed(futures):
+                    error = future.exception()
+                    if error is not None:
+                        for other in futures:
+                            other.cancel()
+                        raise error
+        finally:
+            with self.lock:
+                for fd in self.fds.values():
+                    os.close(fd)
+                self.fds.clear()
+
+    def verify_whole(self, files):
+        """Files the parts could not vouch for: hash them in order (whole-file digests, or MD5 ETags)."""
+        for wanted in files:
+            path = os.path.join(self.partial_dir, wanted.path)
+            if os.stat(path).st_size != wanted.size:
+                raise VerificationError("%s: %d bytes arrived, the source says %d" % (wanted.path, os.stat(path).st_size, wanted.size),
+                                        path=wanted.path, expected=wanted.size, actual=os.stat(path).st_size)
+            if self.verification == "sha256":
+                if all(self._expected_part(wanted, index) is not None for index, _s, _e in self._ranges(wanted)):
+                    continue
+                actual = hash_file(path, self.part_size)[0]
+                if actual != wanted.sha256:
+                    raise VerificationError("%s: sha256 %s, the manifest says %s" % (wanted.path, actual, wanted.sha256),
+                                            path=wanted.path, expected=wanted.sha256, actual=actual)
+            elif wanted.etag and "-" not in wanted.etag and len(wanted.etag) == 32:
+                md5 = hashlib.md5()   # plain-PUT ETags are the MD5 of the bytes (not a security check, a corruption check)
+                with open(path, "rb") as handle:
+                    for chunk in iter(lambda: handle.read(STREAM_CHUNK), b""):
+                        md5.update(chunk)
+                if md5.hexdigest() != wanted.etag:
+                    raise VerificationError("%s: MD5 %s, the object's ETag says %s" % (wanted.path, md5.hexdigest(), wanted.etag),
+                                            path=wanted.path, expected=wanted.etag, actual=md5.hexdigest())
+
+
+def _free_bytes(path):
+    probe = path
+    while not os.path.exists(probe):
+        probe = os.path.dirname(probe)
+    st = os.statvfs(probe)
+    return st.f_bavail * st.f_frsize
+
+
+def hydrate(client, bucket, dest, model_key=None, prefix=None, delete_extra=False, concurrency=16, part_size=None,
+            check_only=False):
+    """Make ``dest`` an exact, verified copy of a model in S3; see the module docstring for the guarantees."""
+    if bool(model_key) == bool(prefix):
+        raise TransferError("give exactly one of model_key (with a manifest) or prefix (without)")
+    started = time.monotonic()
+    dest = os.path.abspath(dest).rstrip("/")
+    state = _load_state(dest)
+    result = {"changed": False, "files_fetched": 0, "bytes_fetched": 0, "files_deleted": 0, "files_kept": 0,
+              "seconds": 0.0, "mb_per_s": 0.0, "verification": "sha256" if model_key else "size+etag",
+              "plan": {"fetch": [], "delete": [], "bytes": 0}, "dest": dest}
+    if _unchanged_fast_path(client, bucket, model_key, dest, state):
+        result["files_kept"] = len(state["files"])
+        result["seconds"] = round(time.monotonic() - started, 3)
+        return result
+    files, manifest_etag, manifest_part_size, verification = _source_files(client, bucket, model_key, prefix)
+    part_size = part_size or manifest_part_size or DEFAULT_PART_SIZE
+    plan = plan_hydrate(files, dest, state, delete_extra, manifest_part_size or part_size, verification)
+    result["plan"] = {"fetch": [w.path for w in plan["fetch"]], "delete": plan["delete"], "bytes": sum(w.size for w in plan["fetch"])}
+    result["files_kept"] = len(plan["keep"])
+    needs_publish = bool(plan["fetch"] or plan["delete"]) or not os.path.isdir(dest)
+    if check_only or not needs_publish:
+        result["changed"] = needs_publish
+        if not check_only and not needs_publish:
+            _record_state(dest, files, manifest_etag, verification)   # e.g. a tree that was there before, now recorded
+        result["seconds"] = round(time.monotonic() - started, 3)
+        return result
+
+    partial_dir = _sidecar(dest, "partial")
+    download = _Download(client, bucket, partial_dir, manifest_part_size or part_size, concurrency, verification)
+    if manifest_part_size and part_size != manifest_part_size:
+        # Per-part digests only exist for the manifest's part size; other sizes would force whole-file hashing.
+        download.part_size = manifest_part_size
+    already = 0
+    for wanted in plan["fetch"]:
+        try:
+            st = os.stat(os.path.join(partial_dir, wanted.path))
+            already += st.st_blocks * 512 if st.st_size == wanted.size else 0
+        except OSError:
+            pass
+    needed = sum(w.size for w in plan["fetch"]) - already + SPACE_MARGIN
+    free = _free_bytes(os.path.dirname(dest))
+    if needed > free:
+        raise SpaceError("not enough space for %s: %d bytes to write (+%d margin), %d free on its filesystem; nothing was written"
+                         % (dest, needed - SPACE_MARGIN, SPACE_MARGIN, free))
+
+    os.makedirs(partial_dir, exist_ok=True)
+    download.run(plan["fetch"])
+    download.verify_whole(plan["fetch"])
+    _publish(dest, plan, partial_dir)
+    _record_state(dest, files, manifest_etag, verification)
+    shutil.rmtree(partial_dir, ignore_errors=True)
+
+    seconds = time.monotonic() - started
+    result.update(changed=True, files_fetched=len(plan["fetch"]), bytes_fetched=download.bytes_fetched,
+                  files_deleted=len(plan["delete"]), seconds=round(seconds, 3),
+                  mb_per_s=round(download.bytes_fetched / 1e6 / seconds, 1) if seconds > 0 else 0.0)
+    return result
+
+
+def _publish(dest, plan, partial_dir):
+    """Build the new tree beside dest (links for kept files, renames for fetched ones), sync, swap."""
+    parent = os.path.dirname(dest)
+    os.makedirs(parent, exist_ok=True)
+    base = os.path.basename(dest)
+    for name in os.listdir(parent):   # staging left by a killed run
+        if name.startswith(".%s.staging-" % base) or name.startswith(".%s.old-" % base):
+            shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
+    staging = _sidecar(dest, "staging-%d" % os.getpid())
+    os.mkdir(staging, 0o755)
+    try:
+        for path in [w.path for w in plan["keep"]] + plan["carry"]:
+            target = os.path.join(staging, path)
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            os.link(os.path.join(dest, path), target)
+        for wanted in plan["fetch"]:
+            target = os.path.join(staging, wanted.path)
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            os.rename(os.path.join(partial_dir, wanted.path), target)
+            os.chmod(target, 0o644)
+        _syncfs(staging)
+        if not os.path.exists(dest):
+            os.rename(staging, dest)
+        elif _exchange(staging, dest):
+            shutil.rmtree(staging)            # now the old tree
+        else:
+            old = _sidecar(dest, "old-%d" % os.getpid())
+            os.rename(dest, old)
+            os.rename(staging, dest)
+            shutil.rmtree(old)
+        fd = os.open(parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def _record_state(dest, files, manifest_etag, verification):
+    local = _walk_files(dest)
+    record = {"format": STATE_FORMAT, "manifest_etag": manifest_etag, "verification": verification, "files": {}}
+    for wanted in files:
+        st = local.get(wanted.path)
+        if st is not None:
+            record["files"][wanted.path] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": wanted.sha256, "etag": wanted.etag}
+    for path, st in local.items():   # carried extras are part of the tree too
+        record["files"].setdefault(path, {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": None, "etag": None})
+    _write_json_atomic(_sidecar(dest, "oceanid-state.json"), record)
+
+
+# --------------------------------------------------------------------------------------------------
+# ingest
+# --------------------------------------------------------------------------------------------------
+
+def _upload_file(client, bucket, key, path, size, sha256, parts, part_size, pool):
+    if size <= part_size:
+        with open(path, "rb") as handle:
+            client.put(bucket, key, handle.read(), sha256=sha256)
+        return
+    created = client.request("POST", bucket, key, query={"uploads": ""}, kind="POST")
+    upload_id = ET.fromstring(created.body).findtext(_S3_NS + "UploadId") or ET.fromstring(created.body).findtext("UploadId")
+    if not upload_id:
+        raise SourceError("no UploadId in the answer to CreateMultipartUpload for s3://%s/%s" % (bucket, key))
+
+    def upload_part(number):
+        with open(path, "rb") as handle:
+            handle.seek((number - 1) * part_size)
+            data = handle.read(part_size)
+        response = client.request("PUT", bucket, key, query={"partNumber": str(number), "uploadId": upload_id},
+                                  body=data, payload_hash=parts[number - 1])
+        return number, response.headers.get("ETag")
+
+    try:
+        etags = dict(pool.map(upload_part, range(1, len(parts) + 1)))
+        body = "<CompleteMultipartUpload>%s</CompleteMultipartUpload>" % "".join(
+            "<Part><PartNumber>%d</PartNumber><ETag>%s</ETag></Part>" % (n, etags[n]) for n in sorted(etags))
+        client.request("POST", bucket, key, query={"uploadId": upload_id}, body=body.encode(), kind="POST")
+    except BaseException:
+        try:
+            client.request("DELETE", bucket, key, query={"uploadId": upload_id}, kind="DELETE", expect=(200, 204, 404))
+        except TransferError:
+            pass
+        raise
+
+
+def ingest(client, bucket, src_dir, model_key, label=None, tags=None, part_size=DEFAULT_PART_SIZE, concurrency=16,
+           check_only=False):
+    """Upload a model directory to models/<key>/ and write manifests/models/<key>.json last; idempotent."""
+    started = time.monotonic()
+    if not os.path.isdir(src_dir):
+        raise TransferError("src %s is not a directory" % src_dir)
+    if part_size < MIN_MULTIPART_PART:
+        raise TransferError("part_size %d is below S3's minimum part of %d bytes" % (part_size, MIN_MULTIPART_PART))
+    local = _walk_files(src_dir)
+    for path, st in local.items():
+        if (st.st_size + part_size - 1) // part_size > MAX_PARTS:
+            raise TransferError("%s: %d bytes need more than %d parts of %d bytes; raise part_size" % (path, st.st_size, MAX_PARTS, part_size))
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+        digests = dict(zip(sorted(local), pool.map(lambda p: hash_file(os.path.join(src_dir, p), part_size), sorted(local))))
+    existing_body = client.get(bucket, manifest_key(model_key), missing_ok=True)
+    try:
+        existing = json.loads(existing_body.decode("utf-8")) if existing_body else {}
+    except ValueError:
+        existing = {}
+    known = dict((f["path"], f) for f in existing.get("files", []) if isinstance(f, dict) and "path" in f)
+    stored = client.list_objects(bucket, model_prefix(model_key))
+    files, upload, skipped = [], [], []
+    for path in sorted(local):
+        size = local[path].st_size
+        sha256, parts = digests[path]
+        files.append({"path": path, "size": size, "sha256": sha256, "parts": parts})
+        previous, obj = known.get(path), stored.get(model_prefix(model_key) + path)
+        same = previous and previous.get("sha256") == sha256 and previous.get("size") == size and existing.get("part_size") == part_size
+        if same and obj is not None and obj["size"] == size:
+            skipped.append(path)
+        else:
+            upload.append(path)
+    manifest = {"format": MANIFEST_FORMAT, "key": model_key, "label": label or model_key, "tags": tags or {},
+                "part_size": part_size, "files": files}
+    comparable = dict((k, v) for k, v in existing.items() if k != "created")
+    manifest_changed = comparable != manifest
+    result = {"changed": bool(upload) or manifest_changed, "uploaded": upload, "skipped": skipped,
+              "bytes_uploaded": 0, "manifest_key": manifest_key(model_key), "seconds": 0.0}
+    if check_only or not result["changed"]:
+        result["seconds"] = round(time.monotonic() - started, 3)
+        return result
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool, \
+            concurrent.futures.ThreadPoolExecutor(max_workers=max(1, concurrency)) as part_pool:
+        jobs = [pool.submit(_upload_file, client, bucket, model_prefix(model_key) + path, os.path.join(src_dir, path),
+                            local[path].st_size, digests[path][0], digests[path][1], part_size, part_pool) for path in upload]
+        for job in concurrent.futures.as_completed(jobs):
+            job.result()
+    manifest["created"] = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    client.put(bucket, manifest_key(model_key), json.dumps(manifest, indent=1, sort_keys=True).encode(), content_type="application/json")
+    result["bytes_uploaded"] = sum(local[p].st_size for p in upload)
+    result["seconds"] = round(time.monotonic() - started, 3)
+    return result
+
+
+# --------------------------------------------------------------------------------------------------
+# Command line (the model puller and the benchmark run this file directly)
+# --------------------------------------------------------------------------------------------------
+
+def _parser():
+    parser = argparse.ArgumentParser(description="Verified, atomic model transfers between S3 and a local directory.")
+    parser.add_argument("--endpoint-url", default=os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL"))
+    parser.add_argument("--region", default=None)
+    parser.add_argument("--bucket", required=True)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--no-verify-tls", action="store_true")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    sub = parser.add_subparsers(dest="command", required=True)
+    hyd = sub.add_parser("hydrate")
+    src = hyd.add_mutually_exclusive_group(required=True)
+    src.add_argument("--model-key")
+    src.add_argument("--prefix")
+    hyd.add_argument("--dest", required=True)
+    hyd.add_argument("--delete-extra", action="store_true")
+    hyd.add_argument("--check", action="store_true", help="report the plan only")
+    ing = sub.add_parser("ingest")
+    ing.add_argument("--src", required=True)
+    ing.add_argument("--model-key", required=True)
+    ing.add_argument("--label")
+    ing.add_argument("--part-size", type=int, default=DEFAULT_PART_SIZE)
+    ing.add_argument("--check", action="store_true")
+    return parser
+
+
+def main(argv=None):
+    args = _parser().parse_args(argv)
+    try:
+        client = S3Client(S3Endpoint(args.endpoint_url, args.region, verify_tls=not args.no_verify_tls),
+                          max_connections=args.concurrency)
+        if args.command == "hydrate":
+            result = hydrate(client, args.bucket, args.dest, model_key=args.model_key, prefix=args.prefix,
+                             delete_extra=args.delete_extra, concurrency=args.concurrency, check_only=args.check)
+        else:
+            result = ingest(client, args.bucket, args.src, args.model_key, label=args.label, part_size=args.part_size,
+                            concurrency=args.concurrency, check_only=args.check)
+        result["requests"] = client.stats
+    except TransferError as exc:
+        print("error: %s" % exc, file=sys.stderr)
+        return 1
+    print(json.dumps(result, sort_keys=True) if args.json else "\n".join("%s: %s" % kv for kv in sorted(result.items())))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

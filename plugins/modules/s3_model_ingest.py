@@ -1,0 +1,133 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2025, Oceanid fleet maintainers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: s3_model_ingest
+short_description: Upload a model directory to S3 with a verifiable manifest
+version_added: 0.1.0
+description:
+  - Uploads a local model directory to C(models/<key>/) in a bucket (multipart for files larger than O(part_size);
+    each part is signed with its SHA-256, so the server rejects bytes damaged on the way), skipping files whose
+    content is already there.
+  - Writes the manifest C(manifests/models/<key>.json) last (per file, the relative path, size, SHA-256, and the
+    SHA-256 of each O(part_size) part; plus key, label and tags), so a reader never finds a manifest whose files
+    are missing. M(oceanid.fleet.s3_model_hydrate) verifies every byte against it.
+  - Idempotent; an unchanged directory uploads nothing and rewrites nothing.
+author: Oceanid fleet maintainers
+extends_documentation_fragment:
+  - oceanid.fleet.s3
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details: Hashes the files and reports what would be uploaded, without writing to the bucket.
+  diff_mode:
+    support: none
+  idempotent:
+    support: full
+  platform:
+    platforms: posix
+options:
+  src:
+    description: The model directory on the host the module runs on.
+    type: path
+    required: true
+  model_key:
+    description: The model's key in the bucket (C(models/<model_key>/), C(manifests/models/<model_key>.json)).
+    type: str
+    required: true
+  label:
+    description: A human-readable name recorded in the manifest (default O(model_key)).
+    type: str
+  tags:
+    description: Free-form tags recorded in the manifest, for example the workload and the model format.
+    type: dict
+    default: {}
+  part_size:
+    description: Bytes per multipart part and per verified part in the manifest (at least 5 MiB, S3's minimum).
+    type: int
+    default: 8388608
+seealso:
+  - module: oceanid.fleet.s3_model_hydrate
+"""
+
+EXAMPLES = r"""
+- name: Publish a trained model
+  oceanid.fleet.s3_model_ingest:
+    endpoint_url: http://seaweed1:8333
+    bucket: assets
+    src: /srv/train/out/ner-distilbert
+    model_key: ner-distilbert
+    label: NER DistilBERT (vessels)
+    tags:
+      workload: ner
+      format: onnx
+"""
+
+RETURN = r"""
+uploaded:
+  description: Relative paths uploaded.
+  returned: always
+  type: list
+  elements: str
+skipped:
+  description: Relative paths already in the bucket with the same content.
+  returned: always
+  type: list
+  elements: str
+bytes_uploaded:
+  description: Bytes uploaded.
+  returned: always
+  type: int
+manifest_key:
+  description: Key of the manifest.
+  returned: always
+  type: str
+  sample: manifests/models/ner-distilbert.json
+seconds:
+  description: Wall time.
+  returned: always
+  type: float
+"""
+
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.oceanid.fleet.plugins.module_utils import s3_transfer
+from ansible_collections.oceanid.fleet.plugins.module_utils.s3_args import S3_COMMON_ARGUMENT_SPEC, s3_client
+
+
+def main():
+    argument_spec = dict(S3_COMMON_ARGUMENT_SPEC)
+    argument_spec.update(
+        src=dict(type="path", required=True),
+        model_key=dict(type="str", required=True, no_log=False),
+        label=dict(type="str"),
+        tags=dict(type="dict", default={}),
+        part_size=dict(type="int", default=s3_transfer.DEFAULT_PART_SIZE),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    params = module.params
+    if "/" in params["model_key"].strip("/") or not params["model_key"].strip("/"):
+        module.fail_json(msg="model_key %r must be one path segment such as ner-distilbert" % params["model_key"])
+    client = s3_client(module)
+    try:
+        result = s3_transfer.ingest(client, params["bucket"], params["src"], params["model_key"].strip("/"), label=params["label"],
+                                    tags=params["tags"], part_size=params["part_size"], concurrency=params["concurrency"],
+                                    check_only=module.check_mode)
+    except s3_transfer.TransferError as exc:
+        module.fail_json(msg=str(exc), requests=client.stats)
+    except OSError as exc:
+        module.fail_json(msg="reading %s failed: %s" % (params["src"], exc), exception=traceback.format_exc())
+    result["requests"] = client.stats
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
