@@ -352,6 +352,25 @@ def model_prefix(model_key):
     return "models/%s/" % model_key
 
 
+def list_versions(client, bucket, key):
+    """Numbered versions of a model at the source, newest last: [(n, "manifest" | "prefix")].
+
+    A version ingested as model key ``<key>/<n>`` has its manifest at ``manifests/models/<key>/<n>.json``,
+    written after its files, so it is listed only once complete. Numbered prefixes ``models/<key>/<n>/``
+    without a manifest are listed too (verified by size and ETag only).
+    """
+    versions = {}
+    for obj in client.list_objects(bucket, "manifests/models/%s/" % key):
+        name = obj.rsplit("/", 1)[-1]
+        if name.endswith(".json") and name[:-5].isdigit() and not name.startswith("0"):
+            versions[int(name[:-5])] = "manifest"
+    for obj in client.list_objects(bucket, model_prefix(key)):
+        segment = obj[len(model_prefix(key)):].split("/", 1)[0]
+        if segment.isdigit() and not segment.startswith("0") and "/" in obj[len(model_prefix(key)):]:
+            versions.setdefault(int(segment), "prefix")
+    return sorted(versions.items())
+
+
 def hash_file(path, part_size):
     """(sha256, [sha256 of each part_size chunk]) of a file, read once."""
     whole, parts = hashlib.sha256(), []
@@ -977,11 +996,11 @@ def main(argv=None):
                             concurrency=args.concurrency, check_only=args.check)
         result["requests"] = client.stats
     except TransferError as exc:
-        print("error: %s" % exc, file=sys.stderr)
+        sys.stderr.write("error: %s\n" % exc)
         return 1
-    print(json.dumps(result, sort_keys=True) if args.json else "\n".join("%s: %s" % kv for kv in sorted(result.items())))
+    sys.stdout.write((json.dumps(result, sort_keys=True) if args.json else "\n".join("%s: %s" % kv for kv in sorted(result.items()))) + "\n")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

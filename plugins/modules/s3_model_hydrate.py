@@ -23,7 +23,8 @@ description:
   - An unchanged model costs one HEAD request and no GET. An interrupted download resumes; parts already on
     disk whose bytes match the manifest are not fetched again.
   - Free space is checked before anything is written.
-author: Oceanid fleet maintainers
+author:
+  - Oceanid fleet maintainers (@oceanid)
 extends_documentation_fragment:
   - oceanid.fleet.s3
   - ansible.builtin.action_common_attributes
@@ -35,6 +36,8 @@ attributes:
     support: full
   idempotent:
     support: full
+    description:
+      - When run twice in a row outside check mode, with the same arguments and an unchanged source, the second run changes nothing.
   platform:
     platforms: posix
 options:

@@ -19,7 +19,8 @@ description:
     SHA-256 of each O(part_size) part; plus key, label and tags), so a reader never finds a manifest whose files
     are missing. M(oceanid.fleet.s3_model_hydrate) verifies every byte against it.
   - Idempotent; an unchanged directory uploads nothing and rewrites nothing.
-author: Oceanid fleet maintainers
+author:
+  - Oceanid fleet maintainers (@oceanid)
 extends_documentation_fragment:
   - oceanid.fleet.s3
   - ansible.builtin.action_common_attributes
@@ -31,6 +32,8 @@ attributes:
     support: none
   idempotent:
     support: full
+    description:
+      - When run twice in a row outside check mode, with the same arguments and an unchanged source, the second run changes nothing.
   platform:
     platforms: posix
 options:
@@ -39,7 +42,9 @@ options:
     type: path
     required: true
   model_key:
-    description: The model's key in the bucket (C(models/<model_key>/), C(manifests/models/<model_key>.json)).
+    description:
+      - The model's key in the bucket (C(models/<model_key>/), C(manifests/models/<model_key>.json)).
+      - For a numbered version that the model puller picks up, use C(<key>/<n>), for example C(ner-distilbert/3).
     type: str
     required: true
   label:
@@ -114,8 +119,10 @@ def main():
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
-    if "/" in params["model_key"].strip("/") or not params["model_key"].strip("/"):
-        module.fail_json(msg="model_key %r must be one path segment such as ner-distilbert" % params["model_key"])
+    segments = params["model_key"].strip("/").split("/")
+    if not all(segments) or any(segment in (".", "..") for segment in segments):
+        module.fail_json(msg="model_key %r must be a key such as ner-distilbert, or ner-distilbert/3 for a numbered version"
+                         % params["model_key"])
     client = s3_client(module)
     try:
         result = s3_transfer.ingest(client, params["bucket"], params["src"], params["model_key"].strip("/"), label=params["label"],

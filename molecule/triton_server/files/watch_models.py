@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Poll Triton's repository index until a stop file appears; report every moment a watched model was not READY.
 
 Usage: watch_models.py URL STOP_FILE MAX_SECONDS MODEL [MODEL...]   (prints one JSON object)
