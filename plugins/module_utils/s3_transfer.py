@@ -518,10 +518,12 @@ def _source_files(client, bucket, model_key, prefix):
     return files, None, None, "size+etag"
 
 
-def _unchanged_fast_path(client, bucket, model_key, dest, state):
+def _unchanged_fast_path(client, bucket, model_key, dest, state, delete_extra):
     """True when the manifest's ETag and every local file match the state record: no GET needed."""
     if not model_key or not state or state.get("manifest_etag") is None or not os.path.isdir(dest):
         return False
+    if delete_extra and any(r.get("sha256") is None for r in state.get("files", {}).values()):
+        return False   # extras kept by an earlier run are now to be deleted
     head = client.head(bucket, manifest_key(model_key))
     if head is None or head.get("ETag", "").strip('"') != state["manifest_etag"]:
         return False
@@ -764,7 +766,7 @@ def hydrate(client, bucket, dest, model_key=None, prefix=None, delete_extra=Fals
     result = {"changed": False, "files_fetched": 0, "bytes_fetched": 0, "files_deleted": 0, "files_kept": 0,
               "seconds": 0.0, "mb_per_s": 0.0, "verification": "sha256" if model_key else "size+etag",
               "plan": {"fetch": [], "delete": [], "bytes": 0}, "dest": dest}
-    if _unchanged_fast_path(client, bucket, model_key, dest, state):
+    if _unchanged_fast_path(client, bucket, model_key, dest, state, delete_extra):
         result["files_kept"] = len(state["files"])
         result["seconds"] = round(time.monotonic() - started, 3)
         return result

@@ -93,5 +93,3 @@ class StubHandler(http.server.BaseHTTPRequestHandler):
             start, end = (int(x) for x in ranged.split("=")[1].split("-"))
             return self._send(206, data[start:end + 1])
         return self._send(200, data)
-
-
