@@ -1,0 +1,99 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2025, Oceanid fleet maintainers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Fixtures for the S3 model transfer tests: one real SeaweedFS (and counting proxy) per test module, a bucket per test.
+
+Also makes this checkout importable as ``ansible_collections.oceanid.fleet`` (as tests/unit/conftest.py does),
+so the tests import the engine the way the modules do.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+COLLECTIONS_PATH = REPO_ROOT / ".cache" / "collections"
+
+
+def _make_collection_importable() -> None:
+    if not (COLLECTIONS_PATH / "ansible_collections" / "oceanid" / "fleet").is_dir():
+        subprocess.run([str(REPO_ROOT / "tools" / "link-collection")], check=True)
+    if str(COLLECTIONS_PATH) not in sys.path:
+        sys.path.insert(0, str(COLLECTIONS_PATH))
+    from ansible.plugins.loader import init_plugin_loader  # pylint: disable=import-outside-toplevel
+    from ansible.utils.collection_loader import AnsibleCollectionConfig  # pylint: disable=import-outside-toplevel
+    if AnsibleCollectionConfig.collection_finder is None:
+        init_plugin_loader([str(COLLECTIONS_PATH)])
+
+
+_make_collection_importable()
+
+# pylint: disable=wrong-import-position
+from tests.integration.s3.s3_helpers import S3Case  # noqa: E402
+from tests.support.seaweedfs import CountingProxy, SeaweedS3  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def seaweed(tmp_path_factory):
+    """A SeaweedFS (master, volume, filer, S3) on free loopback ports for this test module."""
+    server = SeaweedS3(tmp_path_factory.mktemp("seaweedfs"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def proxy(seaweed):
+    """The counting, fault-injecting proxy in front of the module's S3 port."""
+    with CountingProxy(seaweed.endpoint_url) as running:
+        yield running
+
+
+_BUCKETS_MADE = [0]
+
+
+@pytest.fixture
+def s3(seaweed, proxy, request) -> S3Case:
+    """A fresh bucket for this test; the proxy's counters and faults cleared; the server running."""
+    if not seaweed.running:   # an earlier test killed it and failed before restarting it
+        seaweed.start()
+    proxy.heal()
+    proxy.reset()
+    _BUCKETS_MADE[0] += 1
+    slug = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")
+    name = f"t{_BUCKETS_MADE[0]:03d}-{slug}"[:63].rstrip("-")
+    seaweed.boto3_client().create_bucket(Bucket=name)
+    yield S3Case(seaweed, proxy, name)
+    proxy.heal()
+
+
+@pytest.fixture
+def ansible_env(tmp_path) -> dict[str, str]:
+    """An environment for `ansible` unaffected by the caller's settings, with this checkout's collection."""
+    (tmp_path / "ansible.cfg").write_text("[defaults]\n", encoding="utf-8")
+    settings = {"CONFIG": tmp_path / "ansible.cfg", "COLLECTIONS_PATH": COLLECTIONS_PATH, "LOCAL_TEMP": tmp_path / "ansible-tmp",
+                "LOAD_CALLBACK_PLUGINS": 1, "STDOUT_CALLBACK": "ansible.posix.json", "NOCOLOR": 1, "RETRY_FILES_ENABLED": 0}
+    env = {name: value for name, value in os.environ.items() if not name.startswith(("ANSIBLE_", "OCEANID_", "AWS_"))}
+    env.update((f"ANSIBLE_{name}", str(value)) for name, value in settings.items())
+    return env
+
+
+@pytest.fixture
+def small_filesystem(tmp_path):
+    """A 64 MiB tmpfs mounted on a fresh directory (root only), unmounted afterwards."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mountpoint = tmp_path / "small-fs"
+    mountpoint.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mountpoint)], check=True)
+    yield mountpoint
+    subprocess.run(["umount", str(mountpoint)], check=False)
+    if os.path.ismount(mountpoint):
+        subprocess.run(["umount", "-l", str(mountpoint)], check=False)
