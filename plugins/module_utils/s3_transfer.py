@@ -762,6 +762,8 @@ def hydrate(client, bucket, dest, model_key=None, prefix=None, delete_extra=Fals
         raise TransferError("give exactly one of model_key (with a manifest) or prefix (without)")
     started = time.monotonic()
     dest = os.path.abspath(dest).rstrip("/")
+    if os.path.lexists(dest) and not os.path.isdir(dest):
+        raise TransferError("dest %s exists and is not a directory; a model is published as a directory" % dest)
     state = _load_state(dest)
     result = {"changed": False, "files_fetched": 0, "bytes_fetched": 0, "files_deleted": 0, "files_kept": 0,
               "seconds": 0.0, "mb_per_s": 0.0, "verification": "sha256" if model_key else "size+etag",

@@ -250,3 +250,11 @@ def test_list_versions(stub):
     stub.objects.update({"manifests/models/ner/1.json": b"{}", "manifests/models/ner/12.json": b"{}",
                          "manifests/models/ner/latest.json": b"{}", "models/ner/3/model.onnx": b"x", "models/ner/012/x": b"x"})
     assert t.list_versions(client_for(stub), "bucket", "ner") == [(1, "manifest"), (3, "prefix"), (12, "manifest")]
+
+
+def test_dest_that_is_a_file_is_refused(stub, tmp_path):
+    stub.put_model("m", {"a": b"aaaa"})
+    (tmp_path / "m").write_text("not a directory")
+    with pytest.raises(t.TransferError, match="not a directory"):
+        t.hydrate(client_for(stub), "bucket", str(tmp_path / "m"), model_key="m")
+    assert (tmp_path / "m").read_text() == "not a directory"
