@@ -1,0 +1,256 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2025, Oceanid fleet maintainers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""oceanid.fleet.fleet against amazon.aws.aws_ec2: ansible-inventory --list over 2,000 EC2 instances in 4 regions.
+
+The EC2 API is moto in server mode, one process per region (in AWS every region is its own endpoint; one moto
+process would answer the regions one after another whatever the client does), behind the counting proxy of
+tests/support/moto_ec2.py, which both plugins use as their endpoint_url. The proxy counts the API calls of each run.
+
+Both plugins get equivalent configurations: the same regions, server-side filters (tag fleet:managed=true, state
+running), host names (instance ID), ansible_host (public, else private address) and groups: one group per value of
+the fleet:role tag, gpu_hosts for GPU instance types, a group per region and one for all EC2 hosts. Ours makes them
+natively; aws_ec2 makes them with keyed_groups, groups and compose. Both cache with ansible.builtin.jsonfile. The
+benchmark checks that both inventories have the same hosts and the same members in those groups before timing.
+
+Each round runs, in this order, ours cold (cache directory removed first), ours warm, aws_ec2 cold, aws_ec2 warm,
+each as ``ansible-inventory -i <config> --list`` (output discarded), and, with --load, the same four as an inventory
+load only (a fresh Python that builds ansible's InventoryManager, which is what ansible-playbook does before its
+first task; without ansible-inventory's JSON dump of every host's variables).
+
+Run from the repository root:  .venv/bin/python benchmarks/inventory/run.py [--rounds 5] [--load]
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import json
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO_ROOT))
+
+from tests.support.inventory_output import group_members, plain  # noqa: E402  pylint: disable=wrong-import-position
+from tests.support.moto_ec2 import MotoEC2, aws_environment, seed_instances  # noqa: E402  pylint: disable=wrong-import-position
+
+VENV_BIN = REPO_ROOT / ".venv" / "bin"
+COLLECTIONS = REPO_ROOT / ".cache" / "collections"
+REGIONS = ["us-east-1", "us-west-2", "eu-west-1", "eu-central-1"]
+# (instance type, fleet:role): 10 kinds, spread evenly; 6 of 10 have GPUs
+KINDS = [("g6.xlarge", "gpu_hosts"), ("g6.12xlarge", "gpu_hosts"), ("g5.2xlarge", "gpu_hosts"), ("g4dn.xlarge", "k3s_agents"),
+         ("g6e.xlarge", "gpu_hosts"), ("p4d.24xlarge", "gpu_hosts"), ("t3.large", "k3s_agents"), ("t3.medium", "k3s_servers"),
+         ("m6i.large", "storage_nodes"), ("c6i.large", "k3s_agents")]
+GPU_FAMILIES = ["g4dn", "g5", "g6", "g6e", "gr6", "p4d", "p4de", "p5", "p5e", "p5en"]
+LOAD_SCRIPT = """
+import sys, time
+start = time.perf_counter()
+from ansible.parsing.dataloader import DataLoader
+from ansible.inventory.manager import InventoryManager
+from ansible.plugins.loader import init_plugin_loader
+init_plugin_loader()
+inventory = InventoryManager(loader=DataLoader(), sources=[sys.argv[1]])
+print(len(inventory.hosts), time.perf_counter() - start)
+"""
+
+
+def configs(directory: Path, url: str) -> dict[str, Path]:
+    cache = {"cache": True, "cache_plugin": "ansible.builtin.jsonfile", "cache_timeout": 3600}
+    ours = {
+        "plugin": "oceanid.fleet.fleet",
+        "ec2": [{"name": "ec2", "regions": REGIONS, "tags": {"fleet:managed": "true"}, "states": ["running"],
+                 "hostnames": ["instance-id"], "ansible_host": ["public-ip-address", "private-ip-address"],
+                 "role_tag": "fleet:role", "region_groups": True, "endpoint_url": url}],
+        "gpu_group": "gpu_hosts",
+        **cache, "cache_connection": str(directory / "cache-ours"),
+    }
+    theirs = {
+        "plugin": "amazon.aws.aws_ec2",
+        "regions": REGIONS,
+        "endpoint_url": url,
+        "filters": {"tag:fleet:managed": "true", "instance-state-name": ["running"]},
+        "hostnames": ["instance-id"],
+        "keyed_groups": [{"key": "tags['fleet:role']", "separator": ""},
+                         {"key": "placement.region", "prefix": "ec2"}],
+        "groups": {"gpu_hosts": "instance_type.split('.')[0] in %s" % json.dumps(GPU_FAMILIES), "ec2": "true"},
+        "compose": {"ansible_host": "public_ip_address | default(private_ip_address)"},
+        **cache, "cache_connection": str(directory / "cache-aws"),
+    }
+    paths = {"ours": directory / "bench.fleet.yml", "aws_ec2": directory / "bench.aws_ec2.yml"}
+    paths["ours"].write_text(yaml.safe_dump(ours, sort_keys=False))
+    paths["aws_ec2"].write_text(yaml.safe_dump(theirs, sort_keys=False))
+    return paths
+
+
+def seed(moto: MotoEC2, per_region: int) -> None:
+    def one(region: str) -> int:
+        client = moto.client("ec2", region)
+        batch = per_region // len(KINDS)
+        count = 0
+        for index, (instance_type, role) in enumerate(KINDS):
+            n = batch + (1 if index < per_region % len(KINDS) else 0)
+            count += len(seed_instances(client, n, instance_type, {"fleet:managed": "true", "fleet:role": role}, batch=100))
+        return count
+
+    with concurrent.futures.ThreadPoolExecutor(len(REGIONS)) as pool:
+        total = sum(pool.map(one, REGIONS))
+    print(f"seeded {total} instances over {len(REGIONS)} regions", flush=True)
+
+
+def environment(directory: Path) -> dict[str, str]:
+    env = {k: v for k, v in aws_environment().items() if not k.startswith(("ANSIBLE_", "OCEANID_"))}
+    # Default inventory plugins: the `auto` plugin loads the one a file names in its `plugin:` key, so a run loads
+    # only its own plugin (listing both in enable_plugins would import aws_ec2 and boto3 in every run of ours).
+    (directory / "ansible.cfg").write_text("[defaults]\n")
+    env.update(ANSIBLE_CONFIG=str(directory / "ansible.cfg"), ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS),
+               ANSIBLE_LOCAL_TEMP=str(directory / "tmp"), ANSIBLE_HOME=str(directory / "home"), ANSIBLE_NOCOLOR="1",
+               ANSIBLE_DEPRECATION_WARNINGS="0", ANSIBLE_INVENTORY_UNPARSED_FAILED="true")
+    return env
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def inventory_list(path: Path, env: dict[str, str]) -> tuple[float, float, bytes]:
+    """Wall and CPU seconds (user + system, of ansible-inventory and its children) of one --list, and its output."""
+    cpu = cpu_seconds()
+    start = time.perf_counter()
+    done = subprocess.run([str(VENV_BIN / "ansible-inventory"), "-i", str(path), "--list"], env=env, capture_output=True, check=False)
+    elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"ansible-inventory failed for {path.name}:\n{done.stderr.decode()[-3000:]}")
+    return elapsed, cpu_seconds() - cpu, done.stdout
+
+
+def write_floor(directory: Path, output: bytes) -> Path:
+    """A script inventory that prints the hosts, groups and variables ours produced: the cost of ansible-inventory
+    itself for this inventory, whatever the source (no parsing, no cache, no API)."""
+    data = plain(json.loads(output))
+    (directory / "floor.json").write_text(json.dumps(data))
+    script = directory / "floor.sh"
+    script.write_text(f"#!/bin/sh\nexec cat {directory / 'floor.json'}\n")
+    script.chmod(0o755)
+    return script
+
+
+def inventory_load(path: Path, env: dict[str, str]) -> float:
+    done = subprocess.run([str(VENV_BIN / "python"), "-c", LOAD_SCRIPT, str(path)], env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"inventory load failed for {path.name}:\n{done.stderr[-3000:]}")
+    return float(done.stdout.split()[-1])
+
+
+def check_equivalent(outputs: dict[str, bytes]) -> None:
+    """Same hosts, same members in the groups both are asked to make."""
+    data = {name: json.loads(raw) for name, raw in outputs.items()}
+    hosts = {name: set(d["_meta"]["hostvars"]) for name, d in data.items()}
+    if hosts["ours"] != hosts["aws_ec2"] or len(hosts["ours"]) == 0:
+        raise SystemExit(f"the inventories differ: {len(hosts['ours'])} hosts against {len(hosts['aws_ec2'])}")
+    compared = ["gpu_hosts", "k3s_agents", "k3s_servers", "storage_nodes", "ec2"] + ["ec2_" + r.replace("-", "_") for r in REGIONS]
+    groups = {name: group_members(d) for name, d in data.items()}
+    for group in compared:
+        members = {name: groups[name].get(group, set()) for name in data}
+        if members["ours"] != members["aws_ec2"] or not members["ours"]:
+            raise SystemExit(f"group {group} differs: {len(members['ours'])} hosts against {len(members['aws_ec2'])}")
+    for host in list(hosts["ours"])[:50]:
+        ours = data["ours"]["_meta"]["hostvars"][host]["ansible_host"]
+        theirs = data["aws_ec2"]["_meta"]["hostvars"][host]["ansible_host"]
+        if ours != theirs:
+            raise SystemExit(f"ansible_host of {host} differs: {ours} against {theirs}")
+    print(f"equivalent: {len(hosts['ours'])} hosts, groups {', '.join(compared)} with the same members", flush=True)
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--instances", type=int, default=2000, help="in all, spread evenly over the 4 regions")
+    parser.add_argument("--load", action="store_true", help="also time the inventory load alone (InventoryManager)")
+    parser.add_argument("--shared-moto", action="store_true", help="one moto process for every region instead of one per region")
+    args = parser.parse_args()
+
+    directory = Path(tempfile.mkdtemp(prefix="oceanid-bench-inventory-"))
+    print(f"{platform.node()}: {os.cpu_count()} CPUs, Python {platform.python_version()}, load average {os.getloadavg()[0]:.2f}", flush=True)
+    moto = MotoEC2(None if args.shared_moto else REGIONS, log_dir=directory).start()
+    try:
+        seed(moto, args.instances // len(REGIONS))
+        paths = configs(directory, moto.url)
+        env = environment(directory)
+        caches = {"ours": directory / "cache-ours", "aws_ec2": directory / "cache-aws"}
+
+        # warm-up and equivalence check (not timed): one cold run of each
+        outputs = {}
+        for name, path in paths.items():
+            shutil.rmtree(caches[name], ignore_errors=True)
+            outputs[name] = inventory_list(path, env)[2]
+        check_equivalent(outputs)
+        paths["floor"] = write_floor(directory, outputs["ours"])
+
+        times: dict[str, list[float]] = {}
+        cpus: dict[str, list[float]] = {}
+        calls: dict[str, list[int]] = {}
+        for round_number in range(1, args.rounds + 1):
+            line = []
+            for name, state in (("ours", "cold"), ("ours", "warm"), ("aws_ec2", "cold"), ("aws_ec2", "warm"), ("floor", "static")):
+                if state == "cold":
+                    shutil.rmtree(caches[name], ignore_errors=True)
+                moto.clear_calls()
+                elapsed, cpu, _output = inventory_list(paths[name], env)
+                key = f"{name} {state}"
+                times.setdefault(key, []).append(elapsed)
+                cpus.setdefault(key, []).append(cpu)
+                calls.setdefault(key, []).append(moto.count())
+                line.append(f"{key} {elapsed:.2f} s ({moto.count()} calls)")
+                if args.load and name != "floor":
+                    if state == "cold":
+                        shutil.rmtree(caches[name], ignore_errors=True)
+                    times.setdefault(f"{key} load", []).append(inventory_load(paths[name], env))
+            print(f"round {round_number}: " + ", ".join(line), flush=True)
+
+        print()
+        print(f"ansible-inventory --list, {args.rounds} rounds, medians of wall time (min-max), CPU time of ansible-inventory,"
+              " API calls per run:")
+        for key in ("ours cold", "ours warm", "aws_ec2 cold", "aws_ec2 warm", "floor static"):
+            extra = f", load only {median(times[key + ' load']):.2f} s" if args.load and key in times and key + " load" in times else ""
+            print(f"  {key:13s} {median(times[key]):6.2f} s ({min(times[key]):.2f}-{max(times[key]):.2f}), "
+                  f"CPU {median(cpus[key]):5.2f} s, {max(calls[key])} calls{extra}")
+        cold_ratio = median(times["ours cold"]) / median(times["aws_ec2 cold"])
+        warm_ratio = median(times["ours warm"]) / median(times["aws_ec2 warm"])
+        print(f"  ratio ours/aws_ec2: cold {cold_ratio:.2f}, warm {warm_ratio:.2f} (CPU: cold "
+              f"{median(cpus['ours cold']) / median(cpus['aws_ec2 cold']):.2f}, warm {median(cpus['ours warm']) / median(cpus['aws_ec2 warm']):.2f})")
+        print(f"  ours warm above the floor (a script printing the same inventory): "
+              f"{median(times['ours warm']) - median(times['floor static']):+.2f} s wall, "
+              f"{median(cpus['ours warm']) - median(cpus['floor static']):+.2f} s CPU")
+        if args.load:
+            print(f"  load-only ratio ours/aws_ec2: cold {median(times['ours cold load']) / median(times['aws_ec2 cold load']):.2f}, "
+                  f"warm {median(times['ours warm load']) / median(times['aws_ec2 warm load']):.2f}")
+        print(f"  targets: cold ratio <= 0.5: {'met' if cold_ratio <= 0.5 else 'NOT met'}; "
+              f"warm under 1 s with no API call: {'met' if median(times['ours warm']) < 1 and max(calls['ours warm']) == 0 else 'NOT met'}"
+              f" (--list {median(times['ours warm']):.2f} s"
+              + (f", load only {median(times['ours warm load']):.2f} s" if args.load else "")
+              + f", {max(calls['ours warm'])} calls)")
+        print(f"load average at the end: {os.getloadavg()[0]:.2f}")
+    finally:
+        moto.stop()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

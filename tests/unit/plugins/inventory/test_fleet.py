@@ -1,0 +1,429 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2025, Oceanid fleet maintainers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""oceanid.fleet.fleet through ansible-core's InventoryManager, with fake EC2 clients (no network).
+
+The fakes stand in for boto3 at ``_ec2_fleet.make_session``/``make_client``; everything else (validation, threads,
+naming, merging, groups, constructed features, the cache and its replay) is the plugin's real code.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import threading
+import time
+from unittest import mock
+
+import pytest
+import yaml
+from botocore.credentials import Credentials
+from botocore.exceptions import ClientError, EndpointConnectionError
+
+from ansible.errors import AnsibleParserError
+from ansible.inventory.data import InventoryData
+from ansible.inventory.manager import InventoryManager
+from ansible.parsing.dataloader import DataLoader
+from ansible.plugins import inventory as inventory_plugins
+from ansible.plugins.loader import inventory_loader
+
+from ansible_collections.oceanid.fleet.plugins.inventory import fleet as fleet_plugin
+from ansible_collections.oceanid.fleet.plugins.module_utils import _ec2_fleet
+
+try:  # ansible-core 2.19+: trust instead of unsafe wrappers
+    from ansible.template import is_trusted_as_template
+except ImportError:  # pragma: no cover - older cores
+    from ansible.utils.unsafe_proxy import AnsibleUnsafe
+
+    def is_trusted_as_template(value):
+        return not isinstance(value, AnsibleUnsafe)
+
+
+def instance(instance_id, instance_type="g6.xlarge", name=None, role=None, public_ip="54.0.0.1", private_ip="10.0.0.1",
+             zone="us-east-1a", lifecycle=None, **tags):
+    """A DescribeInstances instance as botocore returns it."""
+    tag_list = [{"Key": k.replace("__", ":"), "Value": v} for k, v in tags.items()]
+    if name:
+        tag_list.append({"Key": "Name", "Value": name})
+    if role:
+        tag_list.append({"Key": "fleet:role", "Value": role})
+    result = {
+        "InstanceId": instance_id, "InstanceType": instance_type, "Placement": {"AvailabilityZone": zone},
+        "State": {"Name": "running", "Code": 16}, "LaunchTime": datetime.datetime(2025, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc),
+        "PrivateIpAddress": private_ip, "PrivateDnsName": "ip-10-0-0-1.ec2.internal", "PublicDnsName": "",
+        "SubnetId": "subnet-1", "VpcId": "vpc-1", "ImageId": "ami-1", "Architecture": "x86_64",
+        "SecurityGroups": [{"GroupId": "sg-1", "GroupName": "default"}], "Tags": tag_list,
+    }
+    if public_ip:
+        result["PublicIpAddress"] = public_ip
+    if lifecycle:
+        result["InstanceLifecycle"] = lifecycle
+    return result
+
+
+class FakeEC2:
+    """A client with a describe_instances paginator; records filters and runs in whichever thread calls it."""
+
+    def __init__(self, region, instances=(), delay=0.0, error=None, pages=1):
+        self.region, self.instances, self.delay, self.error, self.pages = region, list(instances), delay, error, pages
+        self.filters = None
+        self.threads = []
+
+    def get_paginator(self, name):
+        assert name == "describe_instances"
+        return self
+
+    def paginate(self, Filters, PaginationConfig):  # noqa: N803 pylint: disable=invalid-name
+        self.filters = Filters
+        self.threads.append(threading.current_thread().name)
+        time.sleep(self.delay)
+        if self.error:
+            raise self.error
+        size = max(1, -(-len(self.instances) // self.pages))
+        return [{"Reservations": [{"Instances": self.instances[i:i + size]}]} for i in range(0, max(1, len(self.instances)), size)]
+
+
+class FakeSession:
+    def __init__(self, credentials=None):
+        self.credentials = credentials or Credentials("AKIAEXAMPLE0000WXYZ", "secret", method="env")
+
+    def get_credentials(self):
+        return self.credentials
+
+
+class FakeAWS:
+    """Patches the plugin's AWS helpers: clients per (source endpoint/profile, region)."""
+
+    def __init__(self):
+        self.clients = {}
+        self.created = []
+        self.session_error = None
+
+    def add(self, region, *instances, **kwargs):
+        self.clients[region] = FakeEC2(region, instances, **kwargs)
+        return self.clients[region]
+
+    def make_session(self, profile=None, access_key=None, secret_key=None, session_token=None):
+        if self.session_error is not None:
+            raise self.session_error  # pylint: disable=raising-bad-type
+        return FakeSession()
+
+    def make_client(self, session, service, region, endpoint_url=None, timeout=30.0, max_attempts=3):
+        self.created.append(region)
+        return self.clients.setdefault(region, FakeEC2(region))
+
+    @property
+    def calls(self):
+        return sum(len(c.threads) for c in self.clients.values())
+
+
+@pytest.fixture
+def aws():
+    fake = FakeAWS()
+    with mock.patch.object(_ec2_fleet, "make_session", fake.make_session), mock.patch.object(_ec2_fleet, "make_client", fake.make_client):
+        yield fake
+
+
+@pytest.fixture
+def config(tmp_path):
+    def _write(data, name="fleet.yml"):
+        path = tmp_path / name
+        path.write_text(yaml.safe_dump({"plugin": "oceanid.fleet.fleet", **data}, sort_keys=False))
+        return path
+    return _write
+
+
+def load(path, cache=True):
+    return InventoryManager(loader=DataLoader(), sources=[str(path)], cache=cache)
+
+
+def load_failing(path):
+    """The plugin's own error (InventoryManager only shows it as a warning before its generic one)."""
+    plugin = inventory_loader.get("oceanid.fleet.fleet")
+    with pytest.raises(AnsibleParserError) as caught:
+        plugin.parse(InventoryData(), DataLoader(), str(path))
+    return " ".join(str(caught.value).split())
+
+
+@pytest.fixture
+def warnings():
+    """What the plugin warned about (through the inventory plugins' Display)."""
+    seen = []
+    with mock.patch.object(inventory_plugins.display, "warning", side_effect=lambda msg, *a, **k: seen.append(" ".join(str(msg).split()))):
+        yield seen
+
+
+def group_hosts(inventory, group):
+    return sorted(h.name for h in inventory.groups[group].get_hosts()) if group in inventory.groups else []
+
+
+def host_vars(inventory, name):
+    return inventory.get_host(name).get_vars()
+
+
+# --- configuration ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name,ok", [("fleet.yml", True), ("prod.fleet.yaml", True), ("hosts.yml", False), ("fleet.json", False)])
+def test_verify_file(tmp_path, name, ok):
+    path = tmp_path / name
+    path.write_text("plugin: oceanid.fleet.fleet\n")
+    assert fleet_plugin.InventoryModule().verify_file(str(path)) is ok
+
+
+@pytest.mark.parametrize("data,messages", [
+    ({"stattic": {}}, ["unknown option 'stattic' (did you mean 'static'?)"]),
+    ({"ec2": [{"regions": ["us-east-1"], "tag": {"a": "b"}}]}, ["ec2[0]: unknown key 'tag' (did you mean 'tags'?)"]),
+    ({"ec2": [{"name": "aws"}]}, ["ec2[0] (aws).regions is required: list the regions to query (there is no 'all regions')"]),
+    ({"ec2": [{"regions": ["us-east1", "us-west-2", "us-west-2"]}]},
+     ["'us-east1' is not a region name", "ec2[0].regions lists a region twice"]),
+    ({"ec2": [{"regions": ["us-east-1"], "states": ["runing"]}]}, ["ec2[0].states: unknown state 'runing'"]),
+    ({"ec2": [{"regions": ["us-east-1"], "hostnames": ["dns-name"]}]}, ["ec2[0].hostnames: unknown 'dns-name'"]),
+    ({"ec2": [{"regions": ["us-east-1"], "ansible_host": ["public-ip"]}]},
+     ["ec2[0].ansible_host: unknown 'public-ip' (did you mean 'public-ip-address'?)"]),
+    ({"ec2": [{"regions": ["us-east-1"], "filters": {"instance-state-name": "running"}}]}, ["use states instead"]),
+    ({"ec2": [{"regions": ["us-east-1"], "access_key": "AK"}]}, ["access_key and secret_key go together"]),
+    ({"ec2": [{"regions": ["us-east-1"]}, {"name": "ec2", "regions": ["us-east-1"]}]}, ["the name 'ec2' is already used by ec2[0]"]),
+    ({"ec2": [{"regions": "us-east-1"}]}, ["ec2[0].regions must be a list of region names, got a string"]),
+    ({"static": {"calypso": {"group": ["gpu_hosts"]}}}, ["static.calypso: unknown key 'group' (did you mean 'groups'?)"]),
+    ({"static": {"calypso": {"gpu": {"model": "A", "count": "two"}}}},
+     ["static.calypso.gpu: missing memory_mib"]),
+    ({"gpu_types": {"g7.xlarge": {"model": "B200", "count": -1, "memory_mib": 1}}}, ["gpu_types.g7.xlarge.count must be a non-negative integer"]),
+])
+def test_a_bad_configuration_names_every_problem(config, aws, data, messages):
+    message = load_failing(config(data))
+    for expected in messages:
+        assert expected in message
+    assert aws.calls == 0
+
+
+# --- static hosts --------------------------------------------------------------------------------------------------
+def test_static_hosts_alone_need_no_aws(config):
+    path = config({"static": {
+        "tethys": {"groups": ["k3s_servers"], "vars": {"ansible_host": "tethys.example.com", "motd": "{{ inventory_hostname }}"}},
+        "calypso": {"groups": ["storage_nodes"], "gpu": {"model": "RTX 4090", "count": 2, "memory_mib": 24564}},
+        "bare": None,
+    }})
+    with mock.patch.object(_ec2_fleet, "make_session", side_effect=AssertionError("no AWS for static hosts")):
+        inventory = load(path)
+    assert group_hosts(inventory, "k3s_servers") == ["tethys"]
+    assert group_hosts(inventory, "gpu_hosts") == ["calypso"]          # its GPUs put it there
+    assert group_hosts(inventory, "ungrouped") == ["bare"]
+    tethys = host_vars(inventory, "tethys")
+    assert tethys["ansible_host"] == "tethys.example.com"
+    assert is_trusted_as_template(tethys["motd"])                       # written in the file: templated when used
+    assert host_vars(inventory, "calypso")["fleet_gpu"] == {
+        "vendor": "nvidia", "model": "RTX 4090", "count": 2, "memory_mib": 24564, "memory_gib": 24.0, "total_memory_mib": 49128}
+    assert host_vars(inventory, "bare")["fleet_sources"] == ["static"]
+
+
+# --- EC2 -------------------------------------------------------------------------------------------------------------
+def test_instances_get_groups_gpu_facts_and_addresses(config, aws, warnings):
+    aws.add("us-east-1",
+            instance("i-1", "g6.12xlarge", name="big", role="gpu_hosts,k3s_agents"),
+            instance("i-2", "t3.large", name="small", role="k3s agents", public_ip=None),
+            instance("i-3", "g6.96xlarge", role=""),                     # a size the table does not know
+            instance("i-4", "g5.xlarge", name="spot-box", lifecycle="spot", evil="{{ lookup('pipe', 'id') }}"))
+    aws.add("eu-west-1", instance("i-5", "p5.48xlarge", name="h100", zone="eu-west-1b"))
+    path = config({"ec2": [{"name": "aws", "regions": ["us-east-1", "eu-west-1"], "tags": {"fleet:managed": "true", "team": ["a", "b"], "owner": None},
+                            "groups": ["cloud"], "vars": {"ansible_user": "ubuntu"}}]})
+    inventory = load(path)
+    assert sorted(inventory.hosts) == ["big", "h100", "i-3", "small", "spot-box"]
+    assert group_hosts(inventory, "gpu_hosts") == ["big", "h100", "spot-box"]
+    assert group_hosts(inventory, "k3s_agents") == ["big"]
+    assert group_hosts(inventory, "k3s") == group_hosts(inventory, "agents") == ["small"]   # whitespace separates roles too
+    assert group_hosts(inventory, "aws") == group_hosts(inventory, "cloud") == ["big", "h100", "i-3", "small", "spot-box"]
+    assert group_hosts(inventory, "aws_eu_west_1") == ["h100"]
+    big = host_vars(inventory, "big")
+    assert big["fleet_gpu"]["count"] == 4 and big["fleet_gpu"]["model"] == "L4" and big["fleet_gpu"]["total_memory_mib"] == 4 * 22888
+    assert big["ansible_host"] == "54.0.0.1" and big["ansible_user"] == "ubuntu"
+    assert big["ec2_launch_time"] == "2025-01-02T03:04:05Z" and big["ec2_security_group_ids"] == ["sg-1"]
+    assert host_vars(inventory, "small")["ansible_host"] == "10.0.0.1"     # no public address: the private one
+    assert "fleet_gpu" not in host_vars(inventory, "i-3")
+    assert any("g6.96xlarge of i-3 is not in the GPU table" in w for w in warnings)
+    assert host_vars(inventory, "spot-box")["ec2_lifecycle"] == "spot"
+    assert host_vars(inventory, "h100")["fleet_gpu"]["memory_mib"] == 81920
+    evil = host_vars(inventory, "spot-box")["ec2_tags"]["evil"]
+    assert evil == "{{ lookup('pipe', 'id') }}" and not is_trusted_as_template(evil)
+    assert not is_trusted_as_template(big["ansible_host"])
+    # server-side filters: tags (a list, "any value"), then the states
+    assert aws.clients["us-east-1"].filters == [
+        {"Name": "tag:fleet:managed", "Values": ["true"]}, {"Name": "tag:team", "Values": ["a", "b"]},
+        {"Name": "tag-key", "Values": ["owner"]}, {"Name": "instance-state-name", "Values": ["running"]}]
+
+
+def test_regions_are_queried_concurrently(config, aws):
+    regions = ["us-east-1", "us-west-2", "eu-west-1", "eu-central-1"]
+    for index, region in enumerate(regions):
+        aws.add(region, instance("i-%d" % index, zone=region + "a"), delay=0.4)
+    path = config({"ec2": [{"regions": regions}]})
+    start = time.monotonic()
+    inventory = load(path)
+    elapsed = time.monotonic() - start
+    assert len(inventory.hosts) == 4
+    assert elapsed < 1.2, "4 regions of 0.4 s took %.2f s: not concurrent" % elapsed
+    assert len({aws.clients[r].threads[0] for r in regions}) == 4
+    assert aws.created == regions                                      # clients made up front, in order
+
+    aws.clients.clear()
+    for index, region in enumerate(regions):
+        aws.add(region, instance("i-%d" % index, zone=region + "a"), delay=0.2)
+    start = time.monotonic()
+    load(config({"ec2": [{"regions": regions}], "concurrency": 1}, name="serial.fleet.yml"))
+    assert time.monotonic() - start >= 0.8
+
+
+def test_pages_are_all_read(config, aws):
+    aws.add("us-east-1", *[instance("i-%02d" % i, name="n%02d" % i) for i in range(10)], pages=4)
+    inventory = load(config({"ec2": [{"regions": ["us-east-1"]}]}))
+    assert len(inventory.hosts) == 10
+
+
+def test_two_instances_never_share_a_name(config, aws, warnings):
+    aws.add("us-east-1", instance("i-b", name="gpu"), instance("i-a", name="gpu"))
+    aws.add("eu-west-1", instance("i-c", name="gpu", zone="eu-west-1a"))
+    inventory = load(config({"ec2": [{"regions": ["us-east-1", "eu-west-1"]}]}))
+    assert sorted(inventory.hosts) == ["gpu", "i-b", "i-c"]
+    assert host_vars(inventory, "gpu")["ec2_instance_id"] == "i-a"      # first by region order, then instance ID
+    assert "ec2 source 'ec2', region us-east-1: instance i-b would be named 'gpu' like instance i-a; it is 'i-b' instead" in warnings
+
+
+def test_hostname_and_address_preferences(config, aws):
+    aws.add("us-east-1", instance("i-1", name="box", public_ip="54.1.1.1", private_ip="10.1.1.1"))
+    path = config({"ec2": [{"regions": ["us-east-1"], "hostnames": ["private-ip-address"], "ansible_host": "private-dns-name"}]})
+    inventory = load(path)
+    assert list(inventory.hosts) == ["10.1.1.1"]
+    assert host_vars(inventory, "10.1.1.1")["ansible_host"] == "ip-10-0-0-1.ec2.internal"
+
+
+@pytest.mark.parametrize("prefer,address,user", [("static", "seaweed1.example.com", "ops"), ("ec2", "54.0.0.9", "ubuntu")])
+def test_a_host_in_both_sources_is_one_host(config, aws, prefer, address, user):
+    aws.add("us-east-1", instance("i-9", "t3.large", name="seaweed1", role="k3s_agents", public_ip="54.0.0.9"))
+    path = config({
+        "static": {"seaweed1": {"groups": ["storage_nodes"], "vars": {"ansible_host": "seaweed1.example.com", "ansible_user": "ops", "only_static": 1}}},
+        "ec2": [{"regions": ["us-east-1"], "vars": {"ansible_user": "ubuntu"}}],
+        "prefer": prefer,
+    })
+    inventory = load(path)
+    assert list(inventory.hosts) == ["seaweed1"]
+    assert group_hosts(inventory, "storage_nodes") == group_hosts(inventory, "k3s_agents") == ["seaweed1"]
+    variables = host_vars(inventory, "seaweed1")
+    assert variables["ansible_host"] == address and variables["ansible_user"] == user
+    assert variables["only_static"] == 1 and variables["ec2_instance_id"] == "i-9"
+    assert variables["fleet_sources"] == ["static", "ec2"]
+
+
+def test_constructed_features_apply_to_every_host(config, aws):
+    aws.add("us-east-1", instance("i-1", "g6e.xlarge", name="l40s"))
+    path = config({
+        "static": {"tethys": {"groups": ["k3s_servers"]}},
+        "ec2": [{"regions": ["us-east-1"]}],
+        "compose": {"gpu_memory": "fleet_gpu.memory_gib | default(0)"},
+        "keyed_groups": [{"key": "fleet_gpu.model | default('none')", "prefix": "gpu", "parent_group": "by_gpu"}],
+        "groups": {"cloud": "'ec2' in fleet_sources"},
+    })
+    inventory = load(path)
+    assert host_vars(inventory, "l40s")["gpu_memory"] == 44.7
+    assert host_vars(inventory, "tethys")["gpu_memory"] == 0
+    assert group_hosts(inventory, "gpu_L40S") == ["l40s"] and group_hosts(inventory, "gpu_none") == ["tethys"]
+    assert sorted(g.name for g in inventory.groups["by_gpu"].child_groups) == ["gpu_L40S", "gpu_none"]
+    assert group_hosts(inventory, "cloud") == ["l40s"]
+
+
+# --- errors ----------------------------------------------------------------------------------------------------------
+def test_failures_name_source_region_credential_and_reason(config, aws):
+    aws.add("us-east-1", instance("i-1"))
+    denied = {"Error": {"Code": "UnauthorizedOperation", "Message": "You are not authorized to perform this operation."}}
+    aws.add("eu-west-1", error=ClientError(denied, "DescribeInstances"))
+    aws.add("ap-south-1", error=EndpointConnectionError(endpoint_url="https://ec2.ap-south-1.amazonaws.com/"))
+    message = load_failing(config({"ec2": [{"name": "aws", "regions": ["us-east-1", "eu-west-1", "ap-south-1"]}]}))
+    assert ("ec2 source 'aws', region ap-south-1, credentials: access key ****WXYZ from environment variables: cannot reach the EC2 endpoint: "
+            "Could not connect to the endpoint URL: \"https://ec2.ap-south-1.amazonaws.com/\"") in message
+    assert ("ec2 source 'aws', region eu-west-1, credentials: access key ****WXYZ from environment variables: UnauthorizedOperation: "
+            "You are not authorized to perform this operation. (the credentials lack an IAM permission for this call)") in message
+    assert "region us-east-1" not in message
+
+
+def test_a_missing_profile_fails_every_region_of_its_source(config, aws):
+    from botocore.exceptions import ProfileNotFound
+
+    aws.session_error = ProfileNotFound(profile="prod")
+    message = load_failing(config({"ec2": [{"name": "aws", "regions": ["us-east-1"], "profile": "prod"}]}))
+    assert "ec2 source 'aws', region all regions, credentials: profile 'prod': The config profile (prod) could not be found" in message
+
+
+# --- cache -----------------------------------------------------------------------------------------------------------
+def cached_config(config, tmp_path, **extra):
+    data = {"static": {"tethys": {"groups": ["k3s_servers"], "vars": {"ansible_host": "tethys.example.com", "greeting": "{{ 'hi' }}"}}},
+            "ec2": [{"regions": ["us-east-1", "eu-west-1"]}],
+            "cache": True, "cache_plugin": "ansible.builtin.jsonfile", "cache_connection": str(tmp_path / "cache"),
+            "keyed_groups": [{"key": "ec2_instance_type | default('static')", "prefix": "type"}],
+            "compose": {"where": "ec2_region | default('home')"}}
+    data.update(extra)
+    return config(data)
+
+
+def snapshot(inventory):
+    return ({name: sorted(h.name for h in g.get_hosts()) for name, g in inventory.groups.items()},
+            {name: {k: v for k, v in inventory.get_host(name).get_vars().items() if k not in ("inventory_file", "inventory_dir")}
+             for name in inventory.hosts})
+
+
+def test_a_cache_hit_replays_everything_without_a_query_or_a_template(config, aws, tmp_path):
+    aws.add("us-east-1", instance("i-1", name="gpu-a", role="gpu_hosts"))
+    aws.add("eu-west-1", instance("i-2", "p4d.24xlarge", name="gpu-b", zone="eu-west-1a"))
+    path = cached_config(config, tmp_path)
+    cold = load(path)
+    assert aws.calls == 2
+    assert len(list((tmp_path / "cache").iterdir())) == 1
+
+    with mock.patch.object(fleet_plugin.InventoryModule, "_query_all", side_effect=AssertionError("queried")), \
+            mock.patch.object(fleet_plugin.InventoryModule, "_set_composite_vars", side_effect=AssertionError("templated")), \
+            mock.patch.object(fleet_plugin.InventoryModule, "_add_host_to_keyed_groups", side_effect=AssertionError("templated")):
+        warm = load(path)
+    assert aws.calls == 2
+    assert snapshot(warm) == snapshot(cold)
+    assert group_hosts(warm, "type_p4d_24xlarge") == ["gpu-b"] and group_hosts(warm, "type_static") == ["tethys"]
+    gpu_a = host_vars(warm, "gpu-a")
+    assert not is_trusted_as_template(gpu_a["ec2_tags"]["Name"]) and not is_trusted_as_template(gpu_a["where"])
+    assert is_trusted_as_template(host_vars(warm, "tethys")["greeting"])   # from the file, not from the cache
+
+    load(path, cache=False)                                             # --flush-cache / refresh_inventory
+    assert aws.calls == 4
+
+
+def test_the_cache_key_covers_content_environment_and_extra_vars(config, aws, tmp_path, monkeypatch):
+    aws.add("us-east-1", instance("i-1", name="gpu-a"))
+    path = cached_config(config, tmp_path)
+    load(path)
+    load(path)
+    assert aws.calls == 2                                               # the second load was a hit
+
+    cached_config(config, tmp_path, compose={"where": "'elsewhere'"})   # an edit of the file
+    assert host_vars(load(path), "gpu-a")["where"] == "elsewhere"
+    assert aws.calls == 4
+
+    monkeypatch.setenv("AWS_PROFILE", "other-account")
+    load(path)
+    assert aws.calls == 6
+    load(path)
+    assert aws.calls == 6
+
+
+def test_a_partial_result_is_not_cached(config, aws, tmp_path, warnings):
+    aws.add("us-east-1", instance("i-1", name="gpu-a"))
+    aws.add("eu-west-1", error=ClientError({"Error": {"Code": "RequestLimitExceeded", "Message": "slow down"}}, "DescribeInstances"))
+    path = cached_config(config, tmp_path, region_errors="warn")
+    inventory = load(path)
+    assert "gpu-a" in inventory.hosts
+    assert any("skipped (region_errors=warn): ec2 source 'ec2', region eu-west-1" in w for w in warnings)
+    assert not (tmp_path / "cache").exists() or not list((tmp_path / "cache").iterdir())
+
+
+def test_the_cached_payload_is_plain_json(config, aws, tmp_path):
+    aws.add("us-east-1", instance("i-1", name="gpu-a"))
+    load(cached_config(config, tmp_path))
+    (entry,) = (tmp_path / "cache").iterdir()
+    text = entry.read_text()
+    assert "__ansible_type" not in text and "TrustedAsTemplate" not in text and "tethys.example.com" not in text
+    payload = json.loads(json.loads(text)["__payload__"]) if "__payload__" in text else json.loads(text)
+    assert payload["format"] == fleet_plugin.CACHE_FORMAT and payload["hosts"] == 2
