@@ -56,7 +56,7 @@ def main():
         server.boto3_client().create_bucket(Bucket="bench")
         (work / "src").mkdir()
         with open(work / "src" / "big.bin", "wb") as handle:
-            for _ in range(args.size_mib):
+            for _mib in range(args.size_mib):
                 handle.write(os.urandom(1 << 20))
         client = engine.S3Client(engine.S3Endpoint(server.endpoint_url, "us-east-1", server.access_key, server.secret_key))
         engine.ingest(client, "bench", str(work / "src"), "m")
@@ -82,12 +82,12 @@ def main():
             wall, after = time.monotonic() - started, os.times()
             return wall, (after.user - cpu.user) + (after.system - cpu.system)
 
-        runs = {"s5cmd": lambda: s5cmd()}
+        runs = {"s5cmd": s5cmd}
         for concurrency, request_mib in [(16, 32), (16, 16), (32, 8), (8, 64)]:
             runs["ours c=%d request=%d MiB" % (concurrency, request_mib)] = (lambda c=concurrency, r=request_mib: ours(engine, c, r))
         runs["ours c=16 request=32 MiB, SHA-256 off"] = lambda: ours(no_hash, 16, 32)
         results = {name: [] for name in runs}
-        for _ in range(args.rounds):
+        for _round in range(args.rounds):
             for name, run in runs.items():
                 results[name].append(run())
         print("one %d MiB file, %d rounds, nproc %d, load %s" % (args.size_mib, args.rounds, os.cpu_count(), os.getloadavg()))
