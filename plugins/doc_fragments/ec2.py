@@ -56,20 +56,14 @@ notes:
     from), never the secret.
 """
 
-    # Attributes of every ec2_gpu_* module (oceanid.fleet.ec2.attributes); each module adds check_mode and diff_mode.
+    # Attributes of every ec2_gpu_* module (oceanid.fleet.ec2.attributes, with oceanid.fleet.action_group);
+    # each module adds check_mode and diff_mode.
     ATTRIBUTES = r"""
 attributes:
   idempotent:
     description:
       - When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: full
-  action_group:
-    description: Use C(group/oceanid.fleet.fleet) in C(module_defaults) to set defaults for this module.
-    support: full
-    membership:
-      - oceanid.fleet.fleet
-  platform:
-    platforms: posix
 """
 
     # The read-only ec2_gpu_*_info modules (oceanid.fleet.ec2.info_attributes), with ATTRIBUTES.

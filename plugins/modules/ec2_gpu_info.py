@@ -27,6 +27,7 @@ extends_documentation_fragment:
   - oceanid.fleet.ec2.info_attributes
   - oceanid.fleet.ec2.regions
   - ansible.builtin.action_common_attributes
+  - oceanid.fleet.action_group
 options:
   tags:
     description: Only instances with these tags (a value may be a list of alternatives).

@@ -29,6 +29,7 @@ extends_documentation_fragment:
   - oceanid.fleet.ec2
   - oceanid.fleet.ec2.attributes
   - ansible.builtin.action_common_attributes
+  - oceanid.fleet.action_group
 options:
   name:
     description: The instance's C(Name) tag, and the key that makes the module idempotent.

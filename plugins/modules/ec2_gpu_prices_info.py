@@ -26,6 +26,7 @@ extends_documentation_fragment:
   - oceanid.fleet.ec2.info_attributes
   - oceanid.fleet.ec2.regions
   - ansible.builtin.action_common_attributes
+  - oceanid.fleet.action_group
 options:
   instance_types:
     description: The instance types to price.

@@ -28,6 +28,7 @@ author:
 extends_documentation_fragment:
   - oceanid.fleet.s3
   - ansible.builtin.action_common_attributes
+  - oceanid.fleet.action_group
 attributes:
   check_mode:
     support: full
@@ -38,8 +39,6 @@ attributes:
     support: full
     description:
       - When run twice in a row outside check mode, with the same arguments and an unchanged source, the second run changes nothing.
-  platform:
-    platforms: posix
 options:
   model_key:
     description:

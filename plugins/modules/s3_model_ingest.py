@@ -24,6 +24,7 @@ author:
 extends_documentation_fragment:
   - oceanid.fleet.s3
   - ansible.builtin.action_common_attributes
+  - oceanid.fleet.action_group
 attributes:
   check_mode:
     support: full
@@ -34,8 +35,6 @@ attributes:
     support: full
     description:
       - When run twice in a row outside check mode, with the same arguments and an unchanged source, the second run changes nothing.
-  platform:
-    platforms: posix
 options:
   src:
     description: The model directory on the host the module runs on.

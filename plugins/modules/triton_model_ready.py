@@ -102,6 +102,7 @@ options:
 extends_documentation_fragment:
   - oceanid.fleet.triton
   - ansible.builtin.action_common_attributes
+  - oceanid.fleet.action_group
 attributes:
   check_mode:
     support: full
@@ -121,13 +122,6 @@ attributes:
     support: partial
     details:
       - With O(reload=true), a load request is sent, and C(changed) reported, on every run.
-  action_group:
-    description: Use C(group/oceanid.fleet.fleet) in C(module_defaults) to set defaults for this module.
-    support: full
-    membership:
-      - oceanid.fleet.fleet
-  platform:
-    platforms: posix
 notes:
   - The module runs on the target host; O(url) is reached from there. Use C(delegate_to) to check a server
     from somewhere else, for example through a Cloudflare tunnel with O(headers).
