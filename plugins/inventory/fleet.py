@@ -131,6 +131,22 @@ options:
         description: Put each instance in a group C(<name>_<region>), for example C(ec2_us_east_1).
         type: bool
         default: true
+      hostvars:
+        description:
+          - Which instance fields become host variables, each as C(ec2_<field>), or V(all) for every field.
+          - "Fields: C(instance_id), C(instance_type), C(region), C(availability_zone), C(state), C(lifecycle)
+            (V(spot) or V(on-demand)), C(launch_time) (ISO 8601, UTC), C(private_ip_address), C(public_ip_address),
+            C(private_dns_name), C(public_dns_name), C(ipv6_address), C(subnet_id), C(vpc_id), C(image_id),
+            C(key_name), C(architecture), C(security_group_ids), C(iam_instance_profile_arn), C(tags) (a dict)."
+          - A field the instance does not have (no public address, no key pair) is not set.
+          - O(compose), O(groups) and O(keyed_groups) see every field whether or not it is listed here, so a group
+            by VPC does not need C(vpc_id) as a host variable.
+          - The default keeps what plays use (identity, placement, addresses, lifecycle, tags). Every variable of
+            every host is carried by each play and printed by C(ansible-inventory --list), so a large fleet pays for
+            each one; the rest stays one O(ec2[].hostvars) entry or an C(oceanid.fleet.ec2_gpu_info) call away.
+        type: list
+        elements: str
+        default: [instance_id, instance_type, region, availability_zone, lifecycle, private_ip_address, public_ip_address, tags]
       vars:
         description:
           - Variables for every instance of this source (for example C(ansible_user)); templated when used.
@@ -184,6 +200,8 @@ options:
     choices: [fail, warn]
     default: fail
 notes:
+  - A cache hit costs no API call and no template; what remains grows with the number of hosts and of variables per
+    host (C(ansible-inventory --list) prints every one), hence the short default of O(ec2[].hostvars).
   - ansible-core 2.19 evaluates templates noticeably slower than before; O(compose), O(groups) and O(keyed_groups)
     cost time per host on a cache miss only. Built-in grouping (role tag, GPU, region, source) uses no templates.
   - Stale cache entries of an older configuration are left to expire after O(cache_timeout).
@@ -221,13 +239,11 @@ cache_plugin: ansible.builtin.jsonfile
 cache_connection: ~/.cache/oceanid-fleet-inventory
 cache_timeout: 600
 
-# Each EC2 host then has, besides ansible_host:
-#   ec2_instance_id, ec2_instance_type, ec2_region, ec2_availability_zone, ec2_state,
-#   ec2_lifecycle (spot or on-demand), ec2_launch_time (ISO 8601, UTC), ec2_private_ip_address,
-#   ec2_public_ip_address, ec2_private_dns_name, ec2_public_dns_name, ec2_ipv6_address,
-#   ec2_subnet_id, ec2_vpc_id, ec2_image_id, ec2_key_name, ec2_architecture,
-#   ec2_security_group_ids, ec2_iam_instance_profile_arn, ec2_tags (a dict),
-#   fleet_gpu (GPU hosts: vendor, model, count, memory_mib, memory_gib, total_memory_mib, instance_type)
+# Each EC2 host then has, besides ansible_host (fields it lacks, like a public address, are not set):
+#   ec2_instance_id, ec2_instance_type, ec2_region, ec2_availability_zone, ec2_lifecycle (spot or on-demand),
+#   ec2_private_ip_address, ec2_public_ip_address, ec2_tags (a dict); more with ec2[].hostvars, e.g.
+#   hostvars: [instance_id, instance_type, region, lifecycle, launch_time, vpc_id, tags]  or  hostvars: [all]
+# GPU hosts have fleet_gpu (vendor, model, count, memory_mib, memory_gib, total_memory_mib), static or EC2,
 # and every host has fleet_sources, e.g. [static] or [static, aws].
 
 ---
@@ -263,8 +279,8 @@ from ansible.utils.unsafe_proxy import wrap_var
 
 from ansible_collections.oceanid.fleet.plugins.module_utils._ec2_gpu import gpu_facts, is_gpu_family, validate_extra_types
 
-# Bump when the cached payload's shape changes: old entries then miss.
-CACHE_FORMAT = 1
+# Bump when the cached payload's shape or meaning changes: old entries then miss.
+CACHE_FORMAT = 2
 # Environment variables that select another account or endpoint, so they are part of the cache key.
 CACHE_KEY_ENVIRONMENT = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_EC2")
 
@@ -283,6 +299,13 @@ HOSTNAME_FIELDS = {
     "public-dns-name": "public_dns_name",
     "private-dns-name": "private_dns_name",
 }
+# The fields of an instance (module_utils/_ec2_fleet.instance_record) that can become ec2_<field> variables.
+INSTANCE_FIELDS = ("instance_id", "instance_type", "region", "availability_zone", "state", "lifecycle", "launch_time",
+                   "private_ip_address", "public_ip_address", "private_dns_name", "public_dns_name", "ipv6_address",
+                   "subnet_id", "vpc_id", "image_id", "key_name", "architecture", "security_group_ids",
+                   "iam_instance_profile_arn", "tags")
+DEFAULT_HOSTVARS = ["instance_id", "instance_type", "region", "availability_zone", "lifecycle", "private_ip_address",
+                    "public_ip_address", "tags"]
 STATIC_KEYS = ("groups", "vars", "gpu")
 # ec2 source key -> (python type(s) accepted, description of the type for messages)
 SOURCE_KEYS = {
@@ -296,6 +319,7 @@ SOURCE_KEYS = {
     "role_tag": ((str, type(None)), "a string"),
     "groups": ((list,), "a list of group names"),
     "region_groups": ((bool,), "true or false"),
+    "hostvars": ((list,), "a list of instance fields"),
     "vars": ((dict,), "a mapping"),
     "profile": ((str,), "a string"),
     "access_key": ((str,), "a string"),
@@ -312,6 +336,7 @@ SOURCE_DEFAULTS = {
     "role_tag": "fleet:role",
     "groups": [],
     "region_groups": True,
+    "hostvars": DEFAULT_HOSTVARS,
     "vars": {},
 }
 REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
@@ -351,6 +376,40 @@ def _plain(value):
     return value
 
 
+# ansible-core 2.19 and later template only values tagged as trusted, so an untagged str from AWS or from the cache is
+# already unsafe and wrap_var hands it back as is; before 2.19 wrap_var makes an AnsibleUnsafeText of it.
+_UNTAGGED_IS_UNSAFE = type(wrap_var("probe")) is str  # pylint: disable=unidiomatic-typecheck
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _unsafe(value):
+    """wrap_var, with a fast path for the plain JSON values of the cache and of boto3 where they are unsafe already.
+
+    A tagged value (a str subclass that may carry template trust) takes wrap_var's path, which strips the trust.
+    """
+    kind = type(value)
+    if _UNTAGGED_IS_UNSAFE:
+        if kind in _SCALARS:
+            return value
+        if kind is dict:
+            return {_unsafe(k): _unsafe(v) for k, v in value.items()}
+        if kind is list:
+            return [_unsafe(v) for v in value]
+    return wrap_var(value)
+
+
+def _set_remote_variables(inventory, host, variables):
+    """Set a host's variables from AWS (or derived from them), marked unsafe.
+
+    They go to the host itself rather than through the inventory's set_variable: on ansible-core 2.19 that walks
+    every value to tag where it came from, a third of a warm run for a large fleet, and the trust it could apply
+    is exactly what these values must not get.
+    """
+    target = inventory.hosts[host]
+    for key, value in variables.items():
+        target.set_variable(key, _unsafe(value))
+
+
 def _as_list(value):
     if value is None:
         return []
@@ -374,6 +433,8 @@ class _Source:
         self.role_tag = settings["role_tag"] or ""
         self.groups = [str(g) for g in settings["groups"]]
         self.region_groups = settings["region_groups"]
+        fields = [str(f) for f in settings["hostvars"]]
+        self.hostvars = INSTANCE_FIELDS if "all" in fields else tuple(f for f in INSTANCE_FIELDS if f in fields)
         self.vars = settings["vars"]
         self.profile = settings.get("profile")
         self.access_key = settings.get("access_key")
@@ -431,13 +492,12 @@ class _Recorder:
 
     def set_variable(self, entity, varname, value):
         """What compose sets: derived from remote data, so unsafe too (and again on every replay)."""
-        self._inventory.set_variable(entity, varname, wrap_var(value))
+        self._inventory.set_variable(entity, varname, _unsafe(value))
         self.ops.append(("v", entity, varname, value))
 
     def set_remote_variables(self, host, variables):
-        """Variables from AWS (or derived from it): wrapped unsafe here and again on every replay."""
-        for key, value in variables.items():
-            self._inventory.set_variable(host, key, wrap_var(value))
+        """Variables from AWS (or derived from it): marked unsafe here and again on every replay."""
+        _set_remote_variables(self._inventory, host, variables)
         self.ops.append(("V", host, variables))
 
     def set_config_variables(self, host, layer, variables):
@@ -534,6 +594,10 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 if address not in ADDRESS_FIELDS:
                     problems.append("%s.ansible_host: unknown '%s'%s; one of %s"
                                     % (where, address, _suggest(str(address), ADDRESS_FIELDS), ", ".join(ADDRESS_FIELDS)))
+            for field in raw.get("hostvars") or [] if isinstance(raw.get("hostvars"), list) else []:
+                if field != "all" and field not in INSTANCE_FIELDS:
+                    problems.append("%s.hostvars: unknown field '%s'%s; one of all, %s"
+                                    % (where, field, _suggest(str(field), INSTANCE_FIELDS), ", ".join(INSTANCE_FIELDS)))
             for name in (raw.get("filters") or {}) if isinstance(raw.get("filters"), Mapping) else {}:
                 if name == "instance-state-name":
                     problems.append("%s.filters: use states instead of the instance-state-name filter" % where)
@@ -701,19 +765,27 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
 
     def _gpu_facts_for_type(self, source, record):
         facts = gpu_facts(record["instance_type"], self._gpu_types)
-        if facts is None and is_gpu_family(record["instance_type"]):
-            self.display.warning("ec2 source '%s': instance type %s of %s is not in the GPU table; add it to gpu_types"
-                                 % (source.name, record["instance_type"], record["instance_id"]))
+        if facts is None:
+            if is_gpu_family(record["instance_type"]):
+                self.display.warning("ec2 source '%s': instance type %s of %s is not in the GPU table; add it to gpu_types"
+                                     % (source.name, record["instance_type"], record["instance_id"]))
+            return None
+        # the same keys as a static host's fleet_gpu; the type is ec2_instance_type already
+        facts.pop("instance_type")
         return facts
 
-    def _ec2_hostvars(self, source, record):
-        hostvars = {"ec2_%s" % key: value for key, value in record.items()}
+    @staticmethod
+    def _ec2_variables(source, record):
+        """(host variables, template context): the fields chosen by hostvars, and every field, both without
+        the fields the instance does not have; ansible_host in both."""
+        context = {"ec2_%s" % key: value for key, value in record.items() if value is not None}
+        hostvars = {"ec2_%s" % key: record[key] for key in source.hostvars if record.get(key) is not None}
         for preference in source.ansible_host:
             address = record.get(ADDRESS_FIELDS[preference])
             if address:
-                hostvars["ansible_host"] = address
+                hostvars["ansible_host"] = context["ansible_host"] = address
                 break
-        return hostvars
+        return hostvars, context
 
     def _role_groups(self, source, record):
         if not source.role_tag:
@@ -771,7 +843,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                         group_names.append("%s_%s" % (source.name, record["region"]))
                     group_names.extend(source.groups)
                     group_names.extend(self._role_groups(source, record))
-                    ec2_layer = (source, self._ec2_hostvars(source, record))
+                    ec2_layer = (source,) + self._ec2_variables(source, record)
                     instance_gpu = self._gpu_facts_for_type(source, record)
                     if instance_gpu is not None and (gpu is None or prefer == "ec2"):
                         gpu = instance_gpu
@@ -792,11 +864,11 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                         recorder.set_config_variables(name, ["static", name], layer[1])
                         merged.update(layer[1])
                     else:
-                        source, remote = layer
+                        source, remote, context = layer
                         recorder.set_config_variables(name, ["source", source.index], source.vars)
                         merged.update(source.vars)
                         recorder.set_remote_variables(name, remote)
-                        merged.update(remote)
+                        merged.update(context)
                 derived = {"fleet_sources": sources}
                 if gpu is not None:
                     derived["fleet_gpu"] = gpu
@@ -817,7 +889,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         return self._sources[key].vars
 
     def _replay(self, ops):
-        """Rebuild the populated result from the cache: remote values wrapped unsafe, config values from the file."""
+        """Rebuild the populated result from the cache: remote values marked unsafe, config values from the file."""
         inventory = self.inventory
         add_group = inventory.add_group
         add_host = inventory.add_host
@@ -826,9 +898,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         for op in ops:
             kind = op[0]
             if kind == "V":
-                host = op[1]
-                for key, value in op[2].items():
-                    set_variable(host, key, wrap_var(value))
+                _set_remote_variables(inventory, op[1], op[2])
             elif kind == "c":
                 add_child(op[1], op[2])
             elif kind == "h":
@@ -839,6 +909,6 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 for key, value in self._config_layer(op[2]).items():
                     set_variable(op[1], key, value)
             elif kind == "v":
-                set_variable(op[1], op[2], wrap_var(op[3]))
+                set_variable(op[1], op[2], _unsafe(op[3]))
             else:
                 raise AnsibleParserError("%s: unexpected cache entry %r; run with --flush-cache" % (self._path, to_native(kind)))

@@ -101,7 +101,7 @@ def test_three_regions_and_static_hosts_make_one_inventory(fleet, write_config, 
     assert gpu_a["ec2_region"] == "us-east-1"
     assert gpu_a["ec2_lifecycle"] == "on-demand"
     assert gpu_a["ec2_tags"]["fleet:role"] == "gpu_hosts"
-    assert gpu_a["fleet_gpu"] == {"instance_type": "g6.xlarge", "vendor": "nvidia", "model": "L4", "count": 1,
+    assert gpu_a["fleet_gpu"] == {"vendor": "nvidia", "model": "L4", "count": 1,
                                   "memory_mib": 22888, "memory_gib": 22.4, "total_memory_mib": 22888}
     assert gpu_a["fleet_sources"] == ["fleet_ec2"]
     assert plain(hostvars["p4"])["fleet_gpu"]["model"] == "A100" and plain(hostvars["p4"])["fleet_gpu"]["count"] == 8

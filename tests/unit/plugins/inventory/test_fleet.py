@@ -181,6 +181,9 @@ def test_verify_file(tmp_path, name, ok):
     ({"ec2": [{"regions": ["us-east-1"], "ansible_host": ["public-ip"]}]},
      ["ec2[0].ansible_host: unknown 'public-ip' (did you mean 'public-ip-address'?)"]),
     ({"ec2": [{"regions": ["us-east-1"], "filters": {"instance-state-name": "running"}}]}, ["use states instead"]),
+    ({"ec2": [{"regions": ["us-east-1"], "hostvars": ["instance_id", "vpc"]}]},
+     ["ec2[0].hostvars: unknown field 'vpc' (did you mean 'vpc_id'?); one of all, instance_id,"]),
+    ({"ec2": [{"regions": ["us-east-1"], "hostvars": "all"}]}, ["ec2[0].hostvars must be a list of instance fields, got a string"]),
     ({"ec2": [{"regions": ["us-east-1"], "access_key": "AK"}]}, ["access_key and secret_key go together"]),
     ({"ec2": [{"regions": ["us-east-1"]}, {"name": "ec2", "regions": ["us-east-1"]}]}, ["the name 'ec2' is already used by ec2[0]"]),
     ({"ec2": [{"regions": "us-east-1"}]}, ["ec2[0].regions must be a list of region names, got a string"]),
@@ -236,8 +239,14 @@ def test_instances_get_groups_gpu_facts_and_addresses(config, aws, warnings):
     big = host_vars(inventory, "big")
     assert big["fleet_gpu"]["count"] == 4 and big["fleet_gpu"]["model"] == "L4" and big["fleet_gpu"]["total_memory_mib"] == 4 * 22888
     assert big["ansible_host"] == "54.0.0.1" and big["ansible_user"] == "ubuntu"
-    assert big["ec2_launch_time"] == "2025-01-02T03:04:05Z" and big["ec2_security_group_ids"] == ["sg-1"]
-    assert host_vars(inventory, "small")["ansible_host"] == "10.0.0.1"     # no public address: the private one
+    assert {k: v for k, v in big.items() if k.startswith("ec2_")} == {   # the default hostvars
+        "ec2_instance_id": "i-1", "ec2_instance_type": "g6.12xlarge", "ec2_region": "us-east-1", "ec2_availability_zone": "us-east-1a",
+        "ec2_lifecycle": "on-demand", "ec2_private_ip_address": "10.0.0.1", "ec2_public_ip_address": "54.0.0.1",
+        "ec2_tags": {"Name": "big", "fleet:role": "gpu_hosts,k3s_agents"}}
+    assert big["fleet_gpu"] == {"vendor": "nvidia", "model": "L4", "count": 4, "memory_mib": 22888, "memory_gib": 22.4, "total_memory_mib": 4 * 22888}
+    small = host_vars(inventory, "small")
+    assert small["ansible_host"] == "10.0.0.1"                          # no public address: the private one
+    assert "ec2_public_ip_address" not in small                        # a field the instance lacks is not set
     assert "fleet_gpu" not in host_vars(inventory, "i-3")
     assert any("g6.96xlarge of i-3 is not in the GPU table" in w for w in warnings)
     assert host_vars(inventory, "spot-box")["ec2_lifecycle"] == "spot"
@@ -310,6 +319,32 @@ def test_a_host_in_both_sources_is_one_host(config, aws, prefer, address, user):
     assert variables["ansible_host"] == address and variables["ansible_user"] == user
     assert variables["only_static"] == 1 and variables["ec2_instance_id"] == "i-9"
     assert variables["fleet_sources"] == ["static", "ec2"]
+
+
+def test_hostvars_chooses_the_fields_and_templates_see_them_all(config, aws):
+    aws.add("us-east-1", instance("i-1", name="a", public_ip=None), instance("i-2", "t3.large", name="b", zone="us-east-1b"))
+    path = config({"ec2": [{"regions": ["us-east-1"], "hostvars": ["launch_time", "vpc_id", "public_ip_address"]}],
+                   "keyed_groups": [{"key": "ec2_subnet_id", "prefix": "net"}],
+                   "compose": {"zone": "ec2_availability_zone", "has_public": "ec2_public_ip_address is defined"}})
+    inventory = load(path)
+    a = host_vars(inventory, "a")
+    assert {k: v for k, v in a.items() if k.startswith("ec2_")} == {"ec2_launch_time": "2025-01-02T03:04:05Z", "ec2_vpc_id": "vpc-1"}
+    assert a["zone"] == "us-east-1a" and a["has_public"] is False and host_vars(inventory, "b")["has_public"] is True
+    assert group_hosts(inventory, "net_subnet_1") == ["a", "b"]
+    every = host_vars(load(config({"ec2": [{"regions": ["us-east-1"], "hostvars": ["all"]}]})), "b")
+    assert every["ec2_security_group_ids"] == ["sg-1"] and every["ec2_state"] == "running" and every["ec2_architecture"] == "x86_64"
+    assert "ec2_key_name" not in every and "ec2_ipv6_address" not in every       # the instance has none
+
+
+def test_unsafe_marks_remote_values_whatever_their_type():
+    from ansible.template import trust_as_template   # pylint: disable=import-outside-toplevel
+
+    trusted = trust_as_template("{{ lookup('pipe', 'id') }}")
+    assert is_trusted_as_template(trusted)
+    marked = fleet_plugin._unsafe({"tags": {trusted: [trusted, 1, None]}, "n": 2.5})   # pylint: disable=protected-access
+    (key, values), = marked["tags"].items()
+    assert not is_trusted_as_template(key) and not is_trusted_as_template(values[0]) and values[1:] == [1, None]
+    assert marked["n"] == 2.5
 
 
 def test_constructed_features_apply_to_every_host(config, aws):
