@@ -19,6 +19,11 @@ each as ``ansible-inventory -i <config> --list`` (output discarded), and, with -
 load only (a fresh Python that builds ansible's InventoryManager, which is what ansible-playbook does before its
 first task; without ansible-inventory's JSON dump of every host's variables).
 
+Four more warm rows show what the number of host variables costs: ours with ``hostvars: [all]`` (every instance
+field) and with ``hostvars: [instance_id]``, and two "floors", script inventories that print a fixed JSON: the
+inventory ours printed (variables marked unsafe as ours marks them), and the same hosts and groups without any host
+variable: what ansible-inventory itself costs for 2,000 hosts, whatever the source.
+
 Run from the repository root:  .venv/bin/python benchmarks/inventory/run.py [--rounds 5] [--load]
 """
 
@@ -43,16 +48,18 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_ROOT))
 
-from tests.support.inventory_output import group_members, plain  # noqa: E402  pylint: disable=wrong-import-position
+from tests.support.ansible_env import isolated_ansible_env  # noqa: E402  pylint: disable=wrong-import-position
+from tests.support.inventory_output import group_members  # noqa: E402  pylint: disable=wrong-import-position
 from tests.support.moto_ec2 import MotoEC2, aws_environment, seed_instances  # noqa: E402  pylint: disable=wrong-import-position
 
 VENV_BIN = REPO_ROOT / ".venv" / "bin"
-COLLECTIONS = REPO_ROOT / ".cache" / "collections"
 REGIONS = ["us-east-1", "us-west-2", "eu-west-1", "eu-central-1"]
 # (instance type, fleet:role): 10 kinds, spread evenly; 6 of 10 have GPUs
 KINDS = [("g6.xlarge", "gpu_hosts"), ("g6.12xlarge", "gpu_hosts"), ("g5.2xlarge", "gpu_hosts"), ("g4dn.xlarge", "k3s_agents"),
          ("g6e.xlarge", "gpu_hosts"), ("p4d.24xlarge", "gpu_hosts"), ("t3.large", "k3s_agents"), ("t3.medium", "k3s_servers"),
          ("m6i.large", "storage_nodes"), ("c6i.large", "k3s_agents")]
+# warm-only variants of ours: every instance field as a host variable, and the instance ID only
+HOSTVARS_VARIANTS = {"ours_all": ["all"], "ours_min": ["instance_id"]}
 GPU_FAMILIES = ["g4dn", "g5", "g6", "g6e", "gr6", "p4d", "p4de", "p5", "p5e", "p5en"]
 LOAD_SCRIPT = """
 import sys, time
@@ -91,6 +98,12 @@ def configs(directory: Path, url: str) -> dict[str, Path]:
     paths = {"ours": directory / "bench.fleet.yml", "aws_ec2": directory / "bench.aws_ec2.yml"}
     paths["ours"].write_text(yaml.safe_dump(ours, sort_keys=False))
     paths["aws_ec2"].write_text(yaml.safe_dump(theirs, sort_keys=False))
+    for variant, fields in HOSTVARS_VARIANTS.items():
+        config = json.loads(json.dumps(ours))
+        config["ec2"][0]["hostvars"] = fields
+        config["cache_connection"] = str(directory / ("cache-" + variant))
+        paths[variant] = directory / ("bench-%s.fleet.yml" % variant)
+        paths[variant].write_text(yaml.safe_dump(config, sort_keys=False))
     return paths
 
 
@@ -110,14 +123,10 @@ def seed(moto: MotoEC2, per_region: int) -> None:
 
 
 def environment(directory: Path) -> dict[str, str]:
-    env = {k: v for k, v in aws_environment().items() if not k.startswith(("ANSIBLE_", "OCEANID_"))}
     # Default inventory plugins: the `auto` plugin loads the one a file names in its `plugin:` key, so a run loads
     # only its own plugin (listing both in enable_plugins would import aws_ec2 and boto3 in every run of ours).
-    (directory / "ansible.cfg").write_text("[defaults]\n")
-    env.update(ANSIBLE_CONFIG=str(directory / "ansible.cfg"), ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS),
-               ANSIBLE_LOCAL_TEMP=str(directory / "tmp"), ANSIBLE_HOME=str(directory / "home"), ANSIBLE_NOCOLOR="1",
-               ANSIBLE_DEPRECATION_WARNINGS="0", ANSIBLE_INVENTORY_UNPARSED_FAILED="true")
-    return env
+    return isolated_ansible_env(directory, aws_environment(), ANSIBLE_HOME=str(directory / "home"),
+                                ANSIBLE_DEPRECATION_WARNINGS="0", ANSIBLE_INVENTORY_UNPARSED_FAILED="true")
 
 
 def cpu_seconds() -> float:
@@ -136,15 +145,22 @@ def inventory_list(path: Path, env: dict[str, str]) -> tuple[float, float, bytes
     return elapsed, cpu_seconds() - cpu, done.stdout
 
 
-def write_floor(directory: Path, output: bytes) -> Path:
-    """A script inventory that prints the hosts, groups and variables ours produced: the cost of ansible-inventory
-    itself for this inventory, whatever the source (no parsing, no cache, no API)."""
-    data = plain(json.loads(output))
-    (directory / "floor.json").write_text(json.dumps(data))
-    script = directory / "floor.sh"
-    script.write_text(f"#!/bin/sh\nexec cat {directory / 'floor.json'}\n")
+def write_floor(directory: Path, name: str, data: dict) -> Path:
+    """A script inventory that prints ``data``: the cost of ansible-inventory itself for it, whatever the source
+    (no parsing, no cache, no API). Values written as {"__ansible_unsafe": ...} stay unsafe, as ours made them."""
+    (directory / f"{name}.json").write_text(json.dumps(data))
+    script = directory / f"{name}.sh"
+    script.write_text(f"#!/bin/sh\nexec cat {directory / name}.json\n")
     script.chmod(0o755)
     return script
+
+
+def floors(directory: Path, output: bytes) -> dict[str, Path]:
+    """The floor with ours' output as printed, and the bare floor: the same hosts and groups, no host variable."""
+    data = json.loads(output)
+    bare = {name: body for name, body in data.items() if name != "_meta"}
+    bare["_meta"] = {"hostvars": {}}
+    return {"floor": write_floor(directory, "floor", data), "floor_bare": write_floor(directory, "floor-bare", bare)}
 
 
 def inventory_load(path: Path, env: dict[str, str]) -> float:
@@ -178,6 +194,12 @@ def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
+RUNS = (("ours", "cold"), ("ours", "warm"), ("ours_all", "warm"), ("ours_min", "warm"), ("aws_ec2", "cold"),
+        ("aws_ec2", "warm"), ("floor", "static"), ("floor_bare", "static"))
+LABELS = {"ours_all warm": "ours warm, hostvars: [all]", "ours_min warm": "ours warm, hostvars: [instance_id]",
+          "floor static": "script printing ours' output", "floor_bare static": "floor, no host variables"}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--rounds", type=int, default=5)
@@ -194,6 +216,7 @@ def main() -> None:
         paths = configs(directory, moto.url)
         env = environment(directory)
         caches = {"ours": directory / "cache-ours", "aws_ec2": directory / "cache-aws"}
+        caches.update({variant: directory / ("cache-" + variant) for variant in HOSTVARS_VARIANTS})
 
         # warm-up and equivalence check (not timed): one cold run of each
         outputs = {}
@@ -201,14 +224,16 @@ def main() -> None:
             shutil.rmtree(caches[name], ignore_errors=True)
             outputs[name] = inventory_list(path, env)[2]
         check_equivalent(outputs)
-        paths["floor"] = write_floor(directory, outputs["ours"])
+        for variant in HOSTVARS_VARIANTS:
+            inventory_list(paths[variant], env)        # fills its cache
+        paths.update(floors(directory, outputs["ours"]))
 
         times: dict[str, list[float]] = {}
         cpus: dict[str, list[float]] = {}
         calls: dict[str, list[int]] = {}
         for round_number in range(1, args.rounds + 1):
             line = []
-            for name, state in (("ours", "cold"), ("ours", "warm"), ("aws_ec2", "cold"), ("aws_ec2", "warm"), ("floor", "static")):
+            for name, state in RUNS:
                 if state == "cold":
                     shutil.rmtree(caches[name], ignore_errors=True)
                 moto.clear_calls()
@@ -218,7 +243,7 @@ def main() -> None:
                 cpus.setdefault(key, []).append(cpu)
                 calls.setdefault(key, []).append(moto.count())
                 line.append(f"{key} {elapsed:.2f} s ({moto.count()} calls)")
-                if args.load and name != "floor":
+                if args.load and name in ("ours", "aws_ec2"):
                     if state == "cold":
                         shutil.rmtree(caches[name], ignore_errors=True)
                     times.setdefault(f"{key} load", []).append(inventory_load(paths[name], env))
@@ -227,17 +252,18 @@ def main() -> None:
         print()
         print(f"ansible-inventory --list, {args.rounds} rounds, medians of wall time (min-max), CPU time of ansible-inventory,"
               " API calls per run:")
-        for key in ("ours cold", "ours warm", "aws_ec2 cold", "aws_ec2 warm", "floor static"):
+        for key in (f"{name} {state}" for name, state in RUNS):
             extra = f", load only {median(times[key + ' load']):.2f} s" if args.load and key in times and key + " load" in times else ""
-            print(f"  {key:13s} {median(times[key]):6.2f} s ({min(times[key]):.2f}-{max(times[key]):.2f}), "
+            print(f"  {LABELS.get(key, key):30s} {median(times[key]):6.2f} s ({min(times[key]):.2f}-{max(times[key]):.2f}), "
                   f"CPU {median(cpus[key]):5.2f} s, {max(calls[key])} calls{extra}")
         cold_ratio = median(times["ours cold"]) / median(times["aws_ec2 cold"])
         warm_ratio = median(times["ours warm"]) / median(times["aws_ec2 warm"])
         print(f"  ratio ours/aws_ec2: cold {cold_ratio:.2f}, warm {warm_ratio:.2f} (CPU: cold "
               f"{median(cpus['ours cold']) / median(cpus['aws_ec2 cold']):.2f}, warm {median(cpus['ours warm']) / median(cpus['aws_ec2 warm']):.2f})")
-        print(f"  ours warm above the floor (a script printing the same inventory): "
+        print(f"  ours warm against a script printing the same inventory: "
               f"{median(times['ours warm']) - median(times['floor static']):+.2f} s wall, "
-              f"{median(cpus['ours warm']) - median(cpus['floor static']):+.2f} s CPU")
+              f"{median(cpus['ours warm']) - median(cpus['floor static']):+.2f} s CPU; "
+              f"the floor without host variables is {median(times['floor_bare static']):.2f} s")
         if args.load:
             print(f"  load-only ratio ours/aws_ec2: cold {median(times['ours cold load']) / median(times['aws_ec2 cold load']):.2f}, "
                   f"warm {median(times['ours warm load']) / median(times['aws_ec2 warm load']):.2f}")

@@ -41,9 +41,9 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_ROOT))
 
+from tests.support.ansible_env import COLLECTIONS_PATH, isolated_ansible_env, link_collection  # noqa: E402  pylint: disable=wrong-import-position
 from tests.support.tritonserver import TritonServer  # noqa: E402  pylint: disable=wrong-import-position
 
-COLLECTIONS = REPO_ROOT / ".cache" / "collections"
 MODEL = "bench_add_one"
 CONFIG = """\
 backend: "python"
@@ -73,11 +73,7 @@ def write_repository(root: Path) -> Path:
 
 
 def environment(tmp: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
-    (tmp / "ansible.cfg").write_text("[defaults]\n")
-    env.update(PYTHONPATH=str(COLLECTIONS), ANSIBLE_CONFIG=str(tmp / "ansible.cfg"),
-               ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS), ANSIBLE_LOCAL_TEMP=str(tmp / "ansible-tmp"))
-    return env
+    return isolated_ansible_env(tmp, PYTHONPATH=str(COLLECTIONS_PATH))
 
 
 def waiter_commands(url: str, timeout: float, with_ansible: bool) -> dict[str, list[str]]:
@@ -148,8 +144,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1, help="seed of the random part of the settling time")
     parser.add_argument("--no-ansible", action="store_true", help="leave out the waiter through ansible")
     options = parser.parse_args()
-    if not (COLLECTIONS / "ansible_collections" / "oceanid" / "fleet").is_dir():
-        subprocess.run([str(REPO_ROOT / "tools" / "link-collection")], check=True)
+    link_collection()
 
     command = [os.path.relpath(sys.executable, REPO_ROOT), os.path.relpath(__file__, REPO_ROOT), *sys.argv[1:]]
     print("command: %s" % " ".join(shlex.quote(a) for a in command))

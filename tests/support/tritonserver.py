@@ -100,6 +100,9 @@ class TritonServer:
         self.load_models = list(load_models or [])
         self.extra_args = list(extra_args or [])
         self.http_port, self.grpc_port, self.metrics_port = free_port(), free_port(), free_port()
+        # The Python backend's shared-memory regions in /dev/shm start with this: a killed server leaves them
+        # behind, and kill() removes them (only this server's; another may be running).
+        self.shm_prefix = f"oceanid_test_{os.getpid()}_{self.http_port}_"
         self.process: subprocess.Popen | None = None
         self.log_path = self.workdir / "tritonserver.log"
 
@@ -119,6 +122,7 @@ class TritonServer:
             "--grpc-address=127.0.0.1", f"--grpc-port={self.grpc_port}",
             f"--metrics-port={self.metrics_port}",
             "--allow-metrics=false",
+            f"--backend-config=python,shm-region-prefix-name={self.shm_prefix}",
         ]
         args += [f"--load-model={name}" for name in self.load_models]
         return args + self.extra_args
@@ -136,7 +140,11 @@ class TritonServer:
                                         cwd=self.workdir, start_new_session=True)
         log.close()
         if wait:
-            self.wait_live(timeout)
+            try:
+                self.wait_live(timeout)
+            except BaseException:
+                self.kill()  # a server that never came up must not outlive the test that started it
+                raise
         return self
 
     def wait_live(self, timeout: float = 60.0) -> None:
@@ -159,9 +167,12 @@ class TritonServer:
             self.kill()
 
     def kill(self) -> None:
+        """SIGKILL the server and its backend stubs (one process group), then remove its shared-memory regions."""
         if self.process is not None and self.process.poll() is None:
             os.killpg(self.process.pid, 9)
             self.process.wait(10)
+        for region in Path("/dev/shm").glob(self.shm_prefix + "*"):
+            region.unlink(missing_ok=True)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-4000:] if self.log_path.exists() else ""

@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +20,8 @@ from ansible.playbook.handler import Handler
 from ansible.playbook.task import Task
 from ansible.plugins.loader import init_plugin_loader
 from ansible.utils.context_objects import CLIArgs
+
+from tests.support.ansible_env import isolated_ansible_env
 
 COLLECTION_ROOT = Path(__file__).resolve().parents[2]
 
@@ -137,14 +138,4 @@ def recording_display() -> RecordingDisplay:
 @pytest.fixture
 def clean_ansible_env(tmp_path) -> dict[str, str]:
     """An environment for running ansible-playbook unaffected by the caller's ansible settings."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "OCEANID_"))}
-    cfg = tmp_path / "ansible.cfg"
-    cfg.write_text("[defaults]\n", encoding="utf-8")
-    env.update(
-        ANSIBLE_CONFIG=str(cfg),
-        ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS_PATH),
-        ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-tmp"),
-        ANSIBLE_NOCOLOR="1",
-        ANSIBLE_RETRY_FILES_ENABLED="0",
-    )
-    return env
+    return isolated_ansible_env(tmp_path, ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS_PATH))

@@ -8,13 +8,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.integration.inventory.fleet_helpers import COLLECTIONS_PATH, REGIONS, REPO_ROOT, VENV_BIN, Run, run
+from tests.integration.inventory.fleet_helpers import REGIONS, VENV_BIN, Run, run
+from tests.support.ansible_env import isolated_ansible_env
 from tests.support.moto_ec2 import MotoEC2, aws_environment
 
 pytest.importorskip("moto", reason="moto is in requirements-dev.txt (make venv)")
@@ -33,21 +33,8 @@ def moto(tmp_path_factory) -> MotoEC2:
 @pytest.fixture(scope="session")
 def ansible_env(tmp_path_factory, moto) -> dict[str, str]:
     """The environment of ansible-inventory/ansible-playbook: this checkout, no caller settings, fake AWS keys."""
-    if not (COLLECTIONS_PATH / "ansible_collections" / "oceanid" / "fleet").is_dir():
-        subprocess.run([str(REPO_ROOT / "tools" / "link-collection")], check=True)
     directory = tmp_path_factory.mktemp("ansible")
-    (directory / "ansible.cfg").write_text("[defaults]\n")
-    env = {k: v for k, v in aws_environment().items() if not k.startswith(("ANSIBLE_", "OCEANID_"))}
-    env.update(
-        ANSIBLE_CONFIG=str(directory / "ansible.cfg"),
-        ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS_PATH),
-        ANSIBLE_LOCAL_TEMP=str(directory / "tmp"),
-        ANSIBLE_HOME=str(directory / "home"),
-        ANSIBLE_NOCOLOR="1",
-        ANSIBLE_RETRY_FILES_ENABLED="0",
-        ANSIBLE_DEPRECATION_WARNINGS="0",
-    )
-    return env
+    return isolated_ansible_env(directory, aws_environment(), ANSIBLE_HOME=str(directory / "home"), ANSIBLE_DEPRECATION_WARNINGS="0")
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
-COLLECTIONS_PATH = REPO_ROOT / ".cache" / "collections"
 VENV_BIN = REPO_ROOT / ".venv" / "bin"
 REGIONS = ["us-east-1", "eu-west-1", "ap-southeast-2"]
 

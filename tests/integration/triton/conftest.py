@@ -11,35 +11,18 @@ holds one model per purpose, so that tests do not depend on each other's order.
 from __future__ import annotations
 
 import os
-import subprocess
-from pathlib import Path
 
 import pytest
 
 from tests.integration.triton.triton_helpers import NOT_LOADED_AT_START, SHARED_MODELS, Play, build_shared_repository
 from tests.support import tritonserver
-
-REPO_ROOT = Path(__file__).resolve().parents[3]
-COLLECTIONS_PATH = REPO_ROOT / ".cache" / "collections"
+from tests.support.ansible_env import isolated_ansible_env
 
 
 @pytest.fixture(scope="session")
 def ansible_env(tmp_path_factory) -> dict[str, str]:
     """ansible-playbook's environment: this checkout's collection, no settings from the caller, JSON output."""
-    if not (COLLECTIONS_PATH / "ansible_collections" / "oceanid" / "fleet").is_dir():
-        subprocess.run([str(REPO_ROOT / "tools" / "link-collection")], check=True)
-    directory = tmp_path_factory.mktemp("ansible")
-    (directory / "ansible.cfg").write_text("[defaults]\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "OCEANID_"))}
-    env.update(
-        ANSIBLE_CONFIG=str(directory / "ansible.cfg"),
-        ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS_PATH),
-        ANSIBLE_LOCAL_TEMP=str(directory / "tmp"),
-        ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
-        ANSIBLE_NOCOLOR="1",
-        ANSIBLE_RETRY_FILES_ENABLED="0",
-    )
-    return env
+    return isolated_ansible_env(tmp_path_factory.mktemp("ansible"), ANSIBLE_STDOUT_CALLBACK="ansible.posix.json")
 
 
 @pytest.fixture

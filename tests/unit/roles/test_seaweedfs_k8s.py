@@ -12,13 +12,14 @@ fields fail) with kubernetes-validate, and compared with the layout the seed des
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
+
+from tests.support.ansible_env import isolated_ansible_env
 
 kubernetes_validate = pytest.importorskip("kubernetes_validate")
 
@@ -88,11 +89,7 @@ def render(tmp_path: Path, env: dict, **kwargs) -> dict[str, dict]:
 def fixture_manifests(tmp_path_factory):
     """The seed's cluster, rendered once for the tests that only read it."""
     tmp_path = tmp_path_factory.mktemp("seed")
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("ANSIBLE_", "OCEANID_"))}
-    (tmp_path / "ansible.cfg").write_text("[defaults]\n", encoding="utf-8")
-    env.update(ANSIBLE_CONFIG=str(tmp_path / "ansible.cfg"), ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-tmp"),
-               ANSIBLE_NOCOLOR="1", ANSIBLE_RETRY_FILES_ENABLED="0")
-    return render(tmp_path, env)
+    return render(tmp_path, isolated_ansible_env(tmp_path))
 
 
 def container(manifest: dict) -> dict:
