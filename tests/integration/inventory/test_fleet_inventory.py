@@ -267,6 +267,7 @@ def test_the_example_inventory_reads_ec2(fleet, inventory, moto, tmp_path):
     data = result.json()
     groups = groups_of(data)
     assert groups["k3s_servers"] == {"tethys"}
+    assert {"tethys", "calypso"} <= groups["storage_nodes"]       # the first one becomes SeaweedFS master and filer
     assert {"calypso", "gpu-a", "gpu-b", "evil"} <= groups["gpu_hosts"]
     assert {"gpu-b", "cpu-agent"} <= groups["k3s_agents"]
     assert "p4" not in data["_meta"]["hostvars"]                   # eu-west-1 is not in the example
