@@ -202,6 +202,7 @@ options:
 notes:
   - A cache hit costs no API call and no template; what remains grows with the number of hosts and of variables per
     host (C(ansible-inventory --list) prints every one), hence the short default of O(ec2[].hostvars).
+    ansible-core's C(inject_facts_as_vars = False) also spares it a per-host clean-up of facts.
   - ansible-core 2.19 evaluates templates noticeably slower than before; O(compose), O(groups) and O(keyed_groups)
     cost time per host on a cache miss only. Built-in grouping (role tag, GPU, region, source) uses no templates.
   - Stale cache entries of an older configuration are left to expire after O(cache_timeout).
