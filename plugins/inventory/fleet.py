@@ -869,7 +869,9 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                         recorder.set_config_variables(name, ["source", source.index], source.vars)
                         merged.update(source.vars)
                         recorder.set_remote_variables(name, remote)
-                        merged.update(context)
+                        # unsafe in the templates too: before ansible-core 2.19 a plain str variable that looks
+                        # like a template is templated when a compose/groups/keyed_groups expression reads it
+                        merged.update(_unsafe(context))
                 derived = {"fleet_sources": sources}
                 if gpu is not None:
                     derived["fleet_gpu"] = gpu

@@ -336,6 +336,15 @@ def test_hostvars_chooses_the_fields_and_templates_see_them_all(config, aws):
     assert "ec2_key_name" not in every and "ec2_ipv6_address" not in every       # the instance has none
 
 
+def test_a_template_in_a_tag_stays_text_through_compose_and_keyed_groups(config, aws):
+    aws.add("us-east-1", instance("i-1", name="a", owner="{{ lookup('pipe', 'echo pwned') }}"))
+    inventory = load(config({"ec2": [{"regions": ["us-east-1"]}], "compose": {"owner": "ec2_tags.owner"},
+                             "keyed_groups": [{"key": "ec2_tags.owner", "prefix": "owner"}]}))
+    owner = host_vars(inventory, "a")["owner"]
+    assert owner == "{{ lookup('pipe', 'echo pwned') }}" and not is_trusted_as_template(owner)
+    assert not any("pwned" in name and "lookup" not in name for name in inventory.groups)
+
+
 def test_unsafe_marks_remote_values_whatever_their_type():
     from ansible.template import trust_as_template   # pylint: disable=import-outside-toplevel
 
