@@ -4,7 +4,9 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Where the time goes on one large file: s5cmd against our engine at a few concurrency / request-size
 settings, and against the same engine with SHA-256 switched off (a copy patched in memory for this
-measurement only; the shipped engine always verifies). Not a test.
+measurement only; the shipped engine always verifies). A ``sync`` (untimed) before each copy, so that none
+pays for the write-back of the one before. On this machine a copy's speed also depends on which one ran just
+before it (see compare_revisions.py, which alternates the order); read single rows with care. Not a test.
 
     .venv/bin/python benchmarks/hydrate/profile_large.py [--size-mib 1024] [--rounds 3]
 """
@@ -65,6 +67,7 @@ def main():
         def s5cmd():
             dest = work / "s5"
             shutil.rmtree(dest, ignore_errors=True)
+            os.sync()
             started = time.monotonic()
             subprocess.run([str(Path(sys.executable).with_name("s5cmd")), "--endpoint-url", server.endpoint_url, "cp",
                             "s3://bench/models/m/*", "%s/" % dest], env=env, check=True, stdout=subprocess.DEVNULL)
@@ -75,6 +78,7 @@ def main():
             for path in work.glob(".ours*"):
                 shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink()
             shutil.rmtree(dest, ignore_errors=True)
+            os.sync()
             module.DEFAULT_REQUEST_SIZE = request_mib << 20
             s3 = module.S3Client(module.S3Endpoint(server.endpoint_url, "us-east-1", server.access_key, server.secret_key))
             cpu, started = os.times(), time.monotonic()
