@@ -4,12 +4,12 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The transfer engine of this checkout against the one of an earlier git revision, with s5cmd as the yardstick.
 
-One SeaweedFS, one dataset (``large``: a 1 GiB file + 200 files of 1 MiB; ``small``: 2,000 files of 64 KiB),
+One SeaweedFS, one dataset of run.py (``large``: a 1 GiB file + 200 files of 1 MiB; ``small``: 2,000 files of 64 KiB),
 and in every round s5cmd, then the base revision's engine and this checkout's engine in alternating order, each
 into a fresh destination after an untimed ``sync``. Medians over the rounds, with our process's user and system CPU time.
 On a shared 2-core machine single runs differ by 2x; compare medians of interleaved rounds only. Not a test.
 
-    .venv/bin/python benchmarks/hydrate/compare_revisions.py --base HEAD~1 --dataset large --rounds 7
+    .venv/bin/python benchmarks/hydrate/compare_revisions.py --base HEAD~1 --dataset large --rounds 8
 """
 
 from __future__ import annotations
@@ -28,10 +28,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from tests.support.seaweedfs import SeaweedS3  # noqa: E402  pylint: disable=wrong-import-position
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+# pylint: disable=wrong-import-position
+from run import DATASETS, make_dataset  # noqa: E402  (the datasets of run.py, the same bytes for the same seed)
+from tests.support.seaweedfs import SeaweedS3  # noqa: E402
 
 ENGINE = "plugins/module_utils/s3_transfer.py"
-MiB = 1 << 20
 
 
 def load_engine(name: str, path: Path):
@@ -41,22 +44,12 @@ def load_engine(name: str, path: Path):
     return module
 
 
-def make_dataset(root: Path, dataset: str) -> None:
-    files = ({"weights/model.bin": 1024 * MiB, **{"shards/shard-%03d.bin" % i: MiB for i in range(200)}} if dataset == "large"
-             else {"pieces/%02d/piece-%04d.bin" % (i // 100, i): 64 * 1024 for i in range(2000)})
-    for relative, size in files.items():
-        path = root / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "wb") as handle:
-            for _offset in range(0, size, MiB):
-                handle.write(os.urandom(min(MiB, size)))
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("--base", default="HEAD", help="git revision of the engine to compare against (default HEAD)")
     parser.add_argument("--dataset", choices=("large", "small"), default="large")
-    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--seed", type=int, default=20251122)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="oceanid-hydrate-compare-"))
     base_source = subprocess.run(["git", "-C", str(REPO), "show", "%s:%s" % (args.base, ENGINE)], capture_output=True, text=True, check=True).stdout
@@ -66,7 +59,7 @@ def main() -> int:
     server.start()
     try:
         server.boto3_client().create_bucket(Bucket="bench")
-        make_dataset(work / "src", args.dataset)
+        make_dataset(work / "src", DATASETS[args.dataset]["files"], args.seed)
         current = engines["this checkout"]
         current.ingest(current.S3Client(current.S3Endpoint(server.endpoint_url, "us-east-1", server.access_key, server.secret_key)),
                        "bench", str(work / "src"), "m")
