@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import ipaddress
 import json
 import os
@@ -9,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -187,12 +190,30 @@ def ssh_args(settings: Settings) -> list[str]:
             "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3"]
 
 
+# known_hosts is rewritten (read, filter, replace) by every host that boots or stops, several at a time
+# within one `lab up` (a thread per host) and across lab commands: without the lock, a host's rewrite
+# dropped the keys another host had just added, whose login then failed with "No ED25519 host key is known".
+_KNOWN_HOSTS_THREADS = threading.Lock()
+
+
+@contextlib.contextmanager
+def _known_hosts_locked(settings: Settings):
+    with _KNOWN_HOSTS_THREADS, open(settings.ssh_dir / "known_hosts.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _replace_host_keys(settings: Settings, names: tuple[str, ...], lines: list[str]) -> None:
+    """Drop every key of ``names`` from known_hosts, then add ``lines``, as one locked rewrite."""
+    with _known_hosts_locked(settings):
+        current = settings.known_hosts.read_text().splitlines() if settings.known_hosts.exists() else []
+        keep = [line for line in current if line and line.split()[0] not in {n for n in names if n}] + lines
+        write_atomic(settings.known_hosts, "\n".join(keep) + ("\n" if keep else ""), mode=0o600)
+
+
 def _forget_host_keys(settings: Settings, *names: str) -> None:
-    if not settings.known_hosts.exists():
-        return
-    keep = [line for line in settings.known_hosts.read_text().splitlines()
-            if line and line.split()[0] not in {n for n in names if n}]
-    write_atomic(settings.known_hosts, "\n".join(keep) + ("\n" if keep else ""), mode=0o600)
+    if settings.known_hosts.exists():
+        _replace_host_keys(settings, names, [])
 
 
 def _wait_ssh(settings: Settings, host: Host) -> None:
@@ -214,11 +235,11 @@ def _wait_ssh(settings: Settings, host: Host) -> None:
             raise LabError(f"{host.name}: SSH not ready at {host.address}:22 after {BOOT_TIMEOUT:.0f} s; see "
                            f"{_host_run_dir(settings, host.name) / 'console.log'}")
         time.sleep(0.2)
-    _forget_host_keys(settings, host.address, host.name)
-    with open(settings.known_hosts, "a") as handle:
-        for line in keys:
-            _addr, keytype, key = line.split()[:3]
-            handle.write(f"{host.address} {keytype} {key}\n{host.name} {keytype} {key}\n")
+    lines = []
+    for line in keys:
+        _addr, keytype, key = line.split()[:3]
+        lines += [f"{host.address} {keytype} {key}", f"{host.name} {keytype} {key}"]
+    _replace_host_keys(settings, (host.address, host.name), lines)
     while True:
         probe = run(["ssh", *ssh_args(settings), f"{settings.user}@{host.address}", "true"], check=False, timeout=30)
         if probe.returncode == 0:

@@ -131,6 +131,32 @@ def test_netns_name_carries_the_prefix(clean_lab_env):  # pylint: disable=unused
 
 # --- the hosts file -----------------------------------------------------------------------------
 
+def test_known_hosts_keeps_every_host_when_many_boot_at_once(lab_settings_tmp):
+    """`lab up` records host keys from a thread per host; no rewrite may drop another host's keys."""
+    import threading  # pylint: disable=import-outside-toplevel
+
+    lab_settings_tmp.ssh_dir.mkdir(parents=True)
+    lab_settings_tmp.known_hosts.write_text("10.77.0.99 ssh-ed25519 OLD\nstale ssh-ed25519 OLD\n")
+    start = threading.Barrier(16)
+
+    def boot(index: int) -> None:
+        address, name = f"10.77.0.{10 + index}", f"host{index}"
+        start.wait()
+        for _attempt in range(20):
+            hosts._replace_host_keys(lab_settings_tmp, (address, name),  # pylint: disable=protected-access
+                                     [f"{address} ssh-ed25519 KEY{index}", f"{name} ssh-ed25519 KEY{index}"])
+
+    threads = [threading.Thread(target=boot, args=(i,)) for i in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    hosts._forget_host_keys(lab_settings_tmp, "stale")  # pylint: disable=protected-access
+    lines = lab_settings_tmp.known_hosts.read_text().splitlines()
+    assert sorted(lines) == sorted(["10.77.0.99 ssh-ed25519 OLD"] + [f"10.77.0.{10 + i} ssh-ed25519 KEY{i}" for i in range(16)]
+                                   + [f"host{i} ssh-ed25519 KEY{i}" for i in range(16)])
+
+
 def test_hosts_file_names_every_lab_host_and_one_address_per_mirror(lab_settings_tmp):
     _add_host(lab_settings_tmp, "beta", "10.77.0.12")
     _add_host(lab_settings_tmp, "alpha", "10.77.0.11")
