@@ -24,7 +24,8 @@ description:
     static host's name) is one host with the groups of both; O(prefer) decides whose variables win.
     Two EC2 instances never share a name; the later one falls back to its instance ID, with a warning.
   - Every value that comes from AWS (tags, names, addresses) is marked unsafe, so a tag value that looks like a Jinja
-    template (a lookup that runs a command, say) stays text and is never templated.
+    template (a lookup that runs a command, say) stays text and is never templated. The plugin's own C(fleet_sources)
+    and C(fleet_gpu), made from this file and the GPU table, are trusted like the file's values.
   - "With O(cache=true) the populated result (hosts, variables, every group, the results of O(compose),
     O(groups) and O(keyed_groups)) is cached under a key made from this file's path and content and the AWS
     environment variables that select an account or endpoint (C(AWS_PROFILE), C(AWS_DEFAULT_PROFILE),
@@ -271,17 +272,24 @@ import os
 import re
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 
 from ansible.errors import AnsibleParserError
 from ansible.module_utils.common.text.converters import to_native
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
 from ansible.utils.unsafe_proxy import wrap_var
 
+try:
+    from ansible.template import trust_as_template as _trust
+except ImportError:  # ansible-core before 2.19 templates every plain str: trusted already
+
+    def _trust(value):
+        return value
+
 from ansible_collections.oceanid.fleet.plugins.module_utils._ec2_gpu import gpu_facts, is_gpu_family, validate_extra_types
 
 # Bump when the cached payload's shape or meaning changes: old entries then miss.
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3
 # Environment variables that select another account or endpoint, so they are part of the cache key.
 CACHE_KEY_ENVIRONMENT = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_EC2")
 
@@ -399,16 +407,52 @@ def _unsafe(value):
     return wrap_var(value)
 
 
-def _set_remote_variables(inventory, host, variables):
-    """Set a host's variables from AWS (or derived from them), marked unsafe.
+def _set_host_variables(inventory, host, variables, mark):
+    """Set variables on the host itself, each value passed through ``mark`` (unsafe or trusted).
 
-    They go to the host itself rather than through the inventory's set_variable: on ansible-core 2.19 that walks
-    every value to tag where it came from, a third of a warm run for a large fleet, and the trust it could apply
-    is exactly what these values must not get.
+    Not through the inventory's set_variable: on ansible-core 2.19 that walks every value to tag where it came
+    from, a third of a warm run for a large fleet. Nor through Host.set_variable where nothing is to be merged:
+    it checks the name (ours are fixed and valid) and strips trust from it, for each of tens of thousands of
+    values. A mapping that meets a mapping already set (a static host's variable) still merges as ansible does.
     """
     target = inventory.hosts[host]
     for key, value in variables.items():
-        target.set_variable(key, _unsafe(value))
+        value = mark(value)
+        current = target.vars      # read each time: a merge replaces the host's dict
+        if key in current and isinstance(value, Mapping) and isinstance(current[key], MutableMapping):
+            target.set_variable(key, value)
+        else:
+            current[key] = value
+
+
+def _set_remote_variables(inventory, host, variables):
+    """Variables from AWS (or computed from AWS values), marked unsafe: a template in them is never rendered."""
+    _set_host_variables(inventory, host, variables, _unsafe)
+
+
+class _Trusted:
+    """Marks the plugin's own values (fleet_sources, fleet_gpu) as trusted, like the configuration's values.
+
+    They come from the configuration and the GPU table, not from AWS, so they need not be unsafe, and on 2.19
+    ``--list`` then prints them as plain strings, not as ``{"__ansible_unsafe": ...}``. The few distinct strings
+    (source names, GPU models) are tagged once each and shared: a str cannot change.
+    """
+
+    def __init__(self):
+        self._strings = {}
+
+    def __call__(self, value):
+        kind = type(value)
+        if kind is dict:
+            return {key: self(item) for key, item in value.items()}
+        if kind is list:
+            return [self(item) for item in value]
+        if isinstance(value, str):
+            trusted = self._strings.get(value)
+            if trusted is None:
+                trusted = self._strings[value] = _trust(str(value))
+            return trusted
+        return value
 
 
 def _as_list(value):
@@ -500,6 +544,11 @@ class _Recorder:
         """Variables from AWS (or derived from it): marked unsafe here and again on every replay."""
         _set_remote_variables(self._inventory, host, variables)
         self.ops.append(("V", host, variables))
+
+    def set_plugin_variables(self, host, variables, trusted):
+        """The plugin's own variables (fleet_sources, fleet_gpu): trusted here and again on every replay."""
+        _set_host_variables(self._inventory, host, variables, trusted)
+        self.ops.append(("P", host, variables))
 
     def set_config_variables(self, host, layer, variables):
         for key, value in variables.items():
@@ -819,6 +868,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         prefer = self.get_option("prefer")
         sanitize = self._sanitize_group_name
 
+        trusted = _Trusted()
         self.inventory = recorder
         try:
             for name, origin in hosts.items():
@@ -875,7 +925,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 derived = {"fleet_sources": sources}
                 if gpu is not None:
                     derived["fleet_gpu"] = gpu
-                recorder.set_remote_variables(name, derived)
+                recorder.set_plugin_variables(name, derived, trusted)
                 merged.update(derived)
 
                 if compose or conditional_groups or keyed_groups:
@@ -892,8 +942,10 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         return self._sources[key].vars
 
     def _replay(self, ops):
-        """Rebuild the populated result from the cache: remote values marked unsafe, config values from the file."""
+        """Rebuild the populated result from the cache: remote values marked unsafe, the plugin's own trusted,
+        config values from the file."""
         inventory = self.inventory
+        trusted = _Trusted()
         add_group = inventory.add_group
         add_host = inventory.add_host
         add_child = inventory.add_child
@@ -902,6 +954,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             kind = op[0]
             if kind == "V":
                 _set_remote_variables(inventory, op[1], op[2])
+            elif kind == "P":
+                _set_host_variables(inventory, op[1], op[2], trusted)
             elif kind == "c":
                 add_child(op[1], op[2])
             elif kind == "h":

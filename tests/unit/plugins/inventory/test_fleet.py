@@ -23,6 +23,7 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 
 from ansible.errors import AnsibleParserError
 from ansible.inventory.data import InventoryData
+from ansible.inventory.host import Host
 from ansible.inventory.manager import InventoryManager
 from ansible.parsing.dataloader import DataLoader
 from ansible.plugins import inventory as inventory_plugins
@@ -433,6 +434,35 @@ def test_a_cache_hit_replays_everything_without_a_query_or_a_template(config, aw
 
     load(path, cache=False)                                             # --flush-cache / refresh_inventory
     assert aws.calls == 4
+
+
+def test_only_remote_values_are_unsafe_cold_and_from_the_cache(config, aws, tmp_path):
+    """fleet_sources and fleet_gpu come from the configuration and the GPU table, so they are trusted like the
+    file's own values (on 2.19 --list prints them as plain strings); every value from AWS stays unsafe."""
+    aws.add("us-east-1", instance("i-1", name="gpu-a"), instance("i-2", name="gpu-b"))
+    path = cached_config(config, tmp_path)
+    for inventory in (load(path), load(path)):                          # cold, then a cache hit
+        for name in ("gpu-a", "gpu-b"):
+            variables = host_vars(inventory, name)
+            assert variables["fleet_gpu"]["model"] == "L4" and is_trusted_as_template(variables["fleet_gpu"]["model"])
+            assert all(is_trusted_as_template(source) for source in variables["fleet_sources"])
+            assert not is_trusted_as_template(variables["ec2_instance_type"]) and not is_trusted_as_template(variables["ansible_host"])
+    assert aws.calls == 2                                               # one page per region, both from the cold load
+
+
+def test_remote_variables_merge_into_a_mapping_as_host_set_variable_does():
+    """Values are written to the host directly, except where a mapping meets a mapping: there Host.set_variable
+    decides (it merges under hash_behaviour=merge), so a static host's mapping variable is treated as ansible treats it."""
+    inventory = InventoryData()
+    inventory.add_host("box")
+    inventory.hosts["box"].set_variable("ec2_tags", {"owner": "ops"})
+    inventory.hosts["box"].set_variable("ansible_host", "box.example.com")
+    with mock.patch.object(Host, "set_variable", autospec=True, side_effect=Host.set_variable) as host_set_variable:
+        fleet_plugin._set_remote_variables(inventory, "box", {"ec2_tags": {"Name": "box"}, "ansible_host": "54.0.0.1",  # pylint: disable=protected-access
+                                                              "ec2_region": "us-east-1"})
+    assert [c.args[1] for c in host_set_variable.call_args_list] == ["ec2_tags"]
+    variables = inventory.hosts["box"].vars
+    assert variables["ansible_host"] == "54.0.0.1" and variables["ec2_region"] == "us-east-1"
 
 
 def test_the_cache_key_covers_content_environment_and_extra_vars(config, aws, tmp_path, monkeypatch):
