@@ -22,7 +22,8 @@ first task; without ansible-inventory's JSON dump of every host's variables).
 More warm rows show what the number of host variables costs: ours with ``hostvars: [all]`` (every instance field)
 and with ``hostvars: [instance_id]``, and two "floors", script inventories that print a fixed JSON: the inventory
 ours printed (variables marked unsafe as ours marks them), and the same hosts and groups without any host variable:
-what ansible-inventory itself costs for 2,000 hosts, whatever the source. 
+what ansible-inventory itself costs for 2,000 hosts, whatever the source.
+
 Every run uses the settings of this repository's ansible.cfg that shape an inventory run, as a user running
 ansible-inventory from the repository root gets them: inject_facts_as_vars is off there, which spares ansible-inventory
 a per-host fact clean-up (ansible.vars.clean.clean_facts) whatever the source. One more row is ours warm with
