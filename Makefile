@@ -8,7 +8,11 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 VENV := .venv
-PYTHON ?= python3
+# The Python .venv is built on. Empty: tools/venv-python picks Debian's python3 (an optimized build) when it is
+# 3.11+ with venv, else python3 from PATH. make PYTHON=/path/to/python3 chooses another.
+PYTHON ?=
+# The interpreter behind a python command: the real file, not a pyenv shim or a venv's link.
+PRINT_BASE_PYTHON = -c 'import os, sys; print(os.path.realpath(sys._base_executable))'
 # Tools from .venv first; scenarios live in molecule/ (molecule would look in extensions/ for a collection).
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export MOLECULE_GLOB := molecule/*/molecule.yml
@@ -38,8 +42,11 @@ deps:  ## Install the Debian packages the lab needs (root; no-op when present)
 venv: $(VENV)/.installed  ## Create .venv with the pinned tools (re-done when requirements-dev.txt changes)
 	@tools/link-collection >/dev/null
 
-$(VENV)/.installed: requirements-dev.txt
-	$(PYTHON) -m venv $(VENV)
+$(VENV)/.installed: requirements-dev.txt tools/venv-python
+	@python="$$($(if $(PYTHON),$(PYTHON) $(PRINT_BASE_PYTHON),tools/venv-python))"; \
+	if [ -e $(VENV)/pyvenv.cfg ] && [ "$$($(VENV)/bin/python $(PRINT_BASE_PYTHON))" != "$$python" ]; then \
+	  echo "venv: $(VENV) was built on another Python; building it again on $$python"; rm -rf $(VENV); fi; \
+	echo "venv: $$python -m venv $(VENV)"; "$$python" -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
@@ -47,10 +54,10 @@ lab-up: deps venv  ## Boot every host of $(INVENTORY) as a lab host (keeps runni
 	$(VENV)/bin/python -m lab up -i $(INVENTORY)
 
 lab-down:  ## Stop and remove every lab host and the lab's network
-	$(PYTHON) -m lab down
+	$(or $(PYTHON),python3) -m lab down
 
 lab-status:  ## Show lab hosts and the egress packets dropped
-	$(PYTHON) -m lab status
+	$(or $(PYTHON),python3) -m lab status
 
 site: lab-up  ## The main job: lab up, then converge playbooks/site.yml on it
 	ansible-playbook -i $(INVENTORY) playbooks/site.yml
