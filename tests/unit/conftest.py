@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from ansible.playbook.task import Task
 from ansible.plugins.loader import init_plugin_loader
 from ansible.utils.context_objects import CLIArgs
 
-from tests.support.ansible_env import isolated_ansible_env
+from tests.support.ansible_env import isolated_ansible_env, link_collection
 
 COLLECTION_ROOT = Path(__file__).resolve().parents[2]
 
@@ -30,10 +29,7 @@ def _collections_path() -> Path:
     """Return the directory that holds ``ansible_collections/oceanid/fleet`` for this checkout."""
     if COLLECTION_ROOT.parent.name == "oceanid" and COLLECTION_ROOT.parents[1].name == "ansible_collections":
         return COLLECTION_ROOT.parents[2]  # already laid out as a collection (ansible-test, an installed copy)
-    link = COLLECTION_ROOT / ".cache" / "collections" / "ansible_collections" / "oceanid" / "fleet"
-    if not link.is_dir():
-        subprocess.run([str(COLLECTION_ROOT / "tools" / "link-collection")], check=True)
-    return COLLECTION_ROOT / ".cache" / "collections"
+    return link_collection()
 
 
 COLLECTIONS_PATH = _collections_path()

@@ -14,17 +14,15 @@ import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
-COLLECTIONS_PATH = REPO_ROOT / ".cache" / "collections"
+from tests.support.ansible_env import isolated_ansible_env, link_collection
+
+COLLECTIONS_PATH = link_collection()
 
 
 def _make_collection_importable() -> None:
-    if not (COLLECTIONS_PATH / "ansible_collections" / "oceanid" / "fleet").is_dir():
-        subprocess.run([str(REPO_ROOT / "tools" / "link-collection")], check=True)
     if str(COLLECTIONS_PATH) not in sys.path:
         sys.path.insert(0, str(COLLECTIONS_PATH))
     from ansible.plugins.loader import init_plugin_loader  # pylint: disable=import-outside-toplevel
@@ -77,12 +75,9 @@ def s3(seaweed, proxy, request) -> S3Case:
 @pytest.fixture
 def ansible_env(tmp_path) -> dict[str, str]:
     """An environment for `ansible` unaffected by the caller's settings, with this checkout's collection."""
-    (tmp_path / "ansible.cfg").write_text("[defaults]\n", encoding="utf-8")
-    settings = {"CONFIG": tmp_path / "ansible.cfg", "COLLECTIONS_PATH": COLLECTIONS_PATH, "LOCAL_TEMP": tmp_path / "ansible-tmp",
-                "LOAD_CALLBACK_PLUGINS": 1, "STDOUT_CALLBACK": "ansible.posix.json", "NOCOLOR": 1, "RETRY_FILES_ENABLED": 0}
-    env = {name: value for name, value in os.environ.items() if not name.startswith(("ANSIBLE_", "OCEANID_", "AWS_"))}
-    env.update((f"ANSIBLE_{name}", str(value)) for name, value in settings.items())
-    return env
+    base = {name: value for name, value in os.environ.items() if not name.startswith("AWS_")}
+    return isolated_ansible_env(tmp_path, base, ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS_PATH), ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
+                                ANSIBLE_STDOUT_CALLBACK="ansible.posix.json")
 
 
 @pytest.fixture
