@@ -62,7 +62,9 @@ lab-status:  ## Show lab hosts and the egress packets dropped
 site: lab-up  ## The main job: lab up, then converge playbooks/site.yml on it
 	ansible-playbook -i $(INVENTORY) playbooks/site.yml
 
-lint: venv  ## ansible-lint, production profile
+lint: venv  ## ruff (Python lint and format check), then ansible-lint, production profile
+	ruff check .
+	ruff format --check .
 	ansible-lint
 
 sanity: venv  ## ansible-test sanity on a copy of the collection, offline

@@ -11,7 +11,8 @@ import sys
 import time
 from pathlib import Path
 
-from . import hosts, image, mirrors, network, settings as lab_settings
+from . import hosts, image, mirrors, network
+from . import settings as lab_settings
 from .util import LabError, log, run
 
 DEFAULT_INVENTORY = hosts.REPO_ROOT / "inventories" / "lab"
@@ -25,7 +26,7 @@ class _Lock:
         self.path = settings.run_dir / "lock"
 
     def __enter__(self):
-        self.handle = open(self.path, "w")  # noqa: SIM115
+        self.handle = open(self.path, "w")
         fcntl.flock(self.handle, fcntl.LOCK_EX)
         return self
 
@@ -35,7 +36,10 @@ class _Lock:
 
 
 def _ansible_inventory() -> str:
-    for candidate in (Path(sys.executable).parent / "ansible-inventory", hosts.REPO_ROOT / ".venv/bin/ansible-inventory"):
+    for candidate in (
+        Path(sys.executable).parent / "ansible-inventory",
+        hosts.REPO_ROOT / ".venv/bin/ansible-inventory",
+    ):
         if candidate.exists():
             return str(candidate)
     found = shutil.which("ansible-inventory")
@@ -94,15 +98,32 @@ def cmd_up(settings, args) -> int:
         mirror_addresses = mirrors.resolve(found.hostnames)
         mirror_ips = sorted({ip for ips in mirror_addresses.values() for ip in ips})
         network.ensure_bridge(settings, mirror_ips)
-        results = [hosts.start(settings, name, base, topology.get(name, []),
-                               origin=str(inventory) if name in topology else None) for name in names]
+        results = [
+            hosts.start(
+                settings, name, base, topology.get(name, []), origin=str(inventory) if name in topology else None
+            )
+            for name in names
+        ]
         hosts.write_hosts_files(settings, mirror_addresses)
         hosts.wait_ready(settings, results)
     for host in results:
         host.ssh = True
     if args.molecule:
-        print(json.dumps([{"instance": h.name, "address": h.address, "user": settings.user, "port": 22,
-                           "identity_file": str(settings.ssh_key), "become_method": "sudo"} for h in results]))
+        print(
+            json.dumps(
+                [
+                    {
+                        "instance": h.name,
+                        "address": h.address,
+                        "user": settings.user,
+                        "port": 22,
+                        "identity_file": str(settings.ssh_key),
+                        "become_method": "sudo",
+                    }
+                    for h in results
+                ]
+            )
+        )
     elif args.json:
         print(hosts.to_json(results))
     else:
@@ -149,10 +170,18 @@ def cmd_status(settings, args) -> int:
     described = [hosts.describe(settings, name) for name in hosts.known(settings)]
     for host in described:
         if host.running:
-            probe = run(["ssh", *hosts.ssh_args(settings), f"{settings.user}@{host.address}",
-                         "systemctl is-system-running || true"], check=False, timeout=20)
+            probe = run(
+                [
+                    "ssh",
+                    *hosts.ssh_args(settings),
+                    f"{settings.user}@{host.address}",
+                    "systemctl is-system-running || true",
+                ],
+                check=False,
+                timeout=20,
+            )
             host.ssh = probe.returncode == 0
-            setattr(host, "system", probe.stdout.strip() or None)
+            host.system = probe.stdout.strip() or None
     dropped = network.dropped_packets(settings) if described else 0
     if args.json:
         print(json.dumps({"hosts": [vars(h) for h in described], "egress_dropped_packets": dropped}, indent=2))
@@ -163,7 +192,9 @@ def cmd_status(settings, args) -> int:
     print(f"{'HOST':20} {'ADDRESS':15} {'STATE':8} {'SSH':4} SYSTEM")
     for host in described:
         state = "running" if host.running else "stopped"
-        print(f"{host.name:20} {host.address:15} {state:8} {'yes' if host.ssh else 'no':4} {getattr(host, 'system', '-')}")
+        print(
+            f"{host.name:20} {host.address:15} {state:8} {'yes' if host.ssh else 'no':4} {getattr(host, 'system', '-')}"
+        )
     print(f"egress packets dropped so far: {dropped}")
     return 0
 
@@ -172,7 +203,14 @@ def cmd_ssh(settings, args) -> int:
     host = hosts.describe(settings, args.name)
     if not host.running:
         raise LabError(f"{args.name} is not running (lab status)")
-    argv = ["ssh", *hosts.ssh_args(settings), "-o", "BatchMode=no", f"{settings.user}@{host.address}", *args.remote_command]
+    argv = [
+        "ssh",
+        *hosts.ssh_args(settings),
+        "-o",
+        "BatchMode=no",
+        f"{settings.user}@{host.address}",
+        *args.remote_command,
+    ]
     os.execvp("ssh", argv)
     return 0
 
@@ -220,12 +258,18 @@ def build_parser() -> argparse.ArgumentParser:
     up = sub.add_parser("up", help="start hosts (all hosts of the inventory if none is named); keeps running ones")
     up.add_argument("names", nargs="*")
     default_inventory = DEFAULT_INVENTORY.relative_to(hosts.REPO_ROOT)
-    up.add_argument("-i", "--inventory", default=None,
-                    help=f"inventory to take host names and groups from (default: {default_inventory})")
+    up.add_argument(
+        "-i",
+        "--inventory",
+        default=None,
+        help=f"inventory to take host names and groups from (default: {default_inventory})",
+    )
     up.add_argument("--json", action="store_true", help="print the hosts as JSON")
     up.add_argument("--molecule", action="store_true", help="print molecule's instance config (for its create step)")
     up.set_defaults(func=cmd_up)
-    down = sub.add_parser("down", help="stop and remove hosts (all if none is named), and the lab's network after the last")
+    down = sub.add_parser(
+        "down", help="stop and remove hosts (all if none is named), and the lab's network after the last"
+    )
     down.add_argument("names", nargs="*")
     down.set_defaults(func=cmd_down)
     status = sub.add_parser("status", help="list hosts, their state, and the egress packets dropped")

@@ -80,8 +80,14 @@ def describe(settings: Settings, name: str) -> Host:
     run_dir = _host_run_dir(settings, name)
     pid = _supervisor_pid(settings, name)
     groups = json.loads(_read(run_dir / "groups.json") or "[]")
-    return Host(name=name, address=_read(run_dir / "address") or "", groups=groups, origin=_read(run_dir / "origin"),
-                pid=pid, running=pid is not None)
+    return Host(
+        name=name,
+        address=_read(run_dir / "address") or "",
+        groups=groups,
+        origin=_read(run_dir / "origin"),
+        pid=pid,
+        running=pid is not None,
+    )
 
 
 def _allocate_address(settings: Settings, name: str) -> ipaddress.IPv4Address:
@@ -97,8 +103,13 @@ def _allocate_address(settings: Settings, name: str) -> ipaddress.IPv4Address:
 
 
 def _hosts_file(settings: Settings, mirror_addresses: dict[str, list[str]]) -> str:
-    lines = ["# Written by the oceanid lab at every `lab up`; name resolution for lab hosts.",
-             "127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback", "", "# lab hosts"]
+    lines = [
+        "# Written by the oceanid lab at every `lab up`; name resolution for lab hosts.",
+        "127.0.0.1\tlocalhost",
+        "::1\tlocalhost ip6-localhost ip6-loopback",
+        "",
+        "# lab hosts",
+    ]
     for other in known(settings):
         address = _read(_host_run_dir(settings, other) / "address")
         if address:
@@ -116,8 +127,17 @@ def _prepare_root(settings: Settings, name: str, base: Path) -> None:
     for directory in (upper, work, root):
         directory.mkdir(parents=True, exist_ok=True)
     if not os.path.ismount(root):
-        run(["mount", "-t", "overlay", f"{settings.prefix}-{name}", "-o",
-             f"lowerdir={base},upperdir={upper},workdir={work}", str(root)])
+        run(
+            [
+                "mount",
+                "-t",
+                "overlay",
+                f"{settings.prefix}-{name}",
+                "-o",
+                f"lowerdir={base},upperdir={upper},workdir={work}",
+                str(root),
+            ]
+        )
     machine_id = root / "etc/machine-id"
     if not machine_id.read_text().strip():
         # Written once: the host keeps its identity across reboots, no two hosts share one.
@@ -136,8 +156,14 @@ def _start_supervisor(settings: Settings, name: str) -> int:
     run_dir = _host_run_dir(settings, name)
     (run_dir / "exit").unlink(missing_ok=True)
     console = open(run_dir / "console.log", "ab")  # noqa: SIM115 - handed to the child
-    proc = subprocess.Popen([sys.executable, "-m", "lab", "_supervise", name], cwd=REPO_ROOT,
-                            stdin=subprocess.DEVNULL, stdout=console, stderr=console, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lab", "_supervise", name],
+        cwd=REPO_ROOT,
+        stdin=subprocess.DEVNULL,
+        stdout=console,
+        stderr=console,
+        start_new_session=True,
+    )
     console.close()
     write_atomic(run_dir / "supervisor.pid", str(proc.pid))
     return proc.pid
@@ -159,11 +185,22 @@ def supervise(settings: Settings, name: str) -> int:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    command = ["systemd-nspawn", "--quiet", "--register=no", "--keep-unit", "--boot",
-               f"--directory={_root(settings, name)}", f"--machine={name}", f"--hostname={name}",
-               f"--network-namespace-path=/run/netns/{network.netns_name(settings, name)}",
-               "--bind=/dev/fuse", "--resolv-conf=off", "--timezone=off", "--link-journal=no",
-               "--console=read-only"]
+    command = [
+        "systemd-nspawn",
+        "--quiet",
+        "--register=no",
+        "--keep-unit",
+        "--boot",
+        f"--directory={_root(settings, name)}",
+        f"--machine={name}",
+        f"--hostname={name}",
+        f"--network-namespace-path=/run/netns/{network.netns_name(settings, name)}",
+        "--bind=/dev/fuse",
+        "--resolv-conf=off",
+        "--timezone=off",
+        "--link-journal=no",
+        "--console=read-only",
+    ]
     code = 0
     while not stopping:  # a `down` that lands before the first boot must not boot the host
         child = subprocess.Popen(command, stdin=subprocess.DEVNULL)
@@ -185,9 +222,24 @@ def ensure_ssh_key(settings: Settings) -> None:
 
 def ssh_args(settings: Settings) -> list[str]:
     settings.control_path_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return ["-i", str(settings.ssh_key), "-o", "IdentitiesOnly=yes", "-o", f"UserKnownHostsFile={settings.known_hosts}",
-            "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5",
-            "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3"]
+    return [
+        "-i",
+        str(settings.ssh_key),
+        "-o",
+        "IdentitiesOnly=yes",
+        "-o",
+        f"UserKnownHostsFile={settings.known_hosts}",
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "ConnectTimeout=5",
+        "-o",
+        "ServerAliveInterval=5",
+        "-o",
+        "ServerAliveCountMax=3",
+    ]
 
 
 # known_hosts is rewritten (read, filter, replace) by every host that boots or stops, several at a time
@@ -220,8 +272,9 @@ def _wait_ssh(settings: Settings, host: Host) -> None:
     deadline = time.monotonic() + BOOT_TIMEOUT
     while True:
         if _supervisor_pid(settings, host.name) is None:
-            raise LabError(f"{host.name}: the host stopped while booting; see "
-                           f"{_host_run_dir(settings, host.name) / 'console.log'}")
+            raise LabError(
+                f"{host.name}: the host stopped while booting; see {_host_run_dir(settings, host.name) / 'console.log'}"
+            )
         try:
             with socket.create_connection((host.address, 22), timeout=1):
                 pass
@@ -232,8 +285,10 @@ def _wait_ssh(settings: Settings, host: Host) -> None:
         except OSError:
             pass
         if time.monotonic() > deadline:
-            raise LabError(f"{host.name}: SSH not ready at {host.address}:22 after {BOOT_TIMEOUT:.0f} s; see "
-                           f"{_host_run_dir(settings, host.name) / 'console.log'}")
+            raise LabError(
+                f"{host.name}: SSH not ready at {host.address}:22 after {BOOT_TIMEOUT:.0f} s; see "
+                f"{_host_run_dir(settings, host.name) / 'console.log'}"
+            )
         time.sleep(0.2)
     lines = []
     for line in keys:
@@ -318,9 +373,8 @@ def stop(settings: Settings, name: str) -> None:
     for cgroup in (unified, named):
         _remove_cgroup_tree(cgroup)
     root = _root(settings, name)
-    if os.path.ismount(root):
-        if run(["umount", str(root)], check=False).returncode != 0:
-            run(["umount", "--lazy", str(root)])
+    if os.path.ismount(root) and run(["umount", str(root)], check=False).returncode != 0:
+        run(["umount", "--lazy", str(root)])
     address = _read(_host_run_dir(settings, name) / "address")
     network.remove_host_network(settings, name, ipaddress.IPv4Address(address) if address else None)
     run(["rm", "-rf", str(_host_state_dir(settings, name)), str(_host_run_dir(settings, name))])

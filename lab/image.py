@@ -16,8 +16,18 @@ from .util import LabError, log, run, write_atomic
 # What a fleet host has before any role runs: systemd as PID 1, SSH, sudo, Python for Ansible
 # (python3-apt and python3-packaging for the apt and pip modules).
 PACKAGES = [
-    "systemd", "systemd-sysv", "dbus", "python3", "python3-apt", "python3-packaging", "sudo",
-    "iproute2", "procps", "ca-certificates", "openssh-server", "debian-archive-keyring",
+    "systemd",
+    "systemd-sysv",
+    "dbus",
+    "python3",
+    "python3-apt",
+    "python3-packaging",
+    "sudo",
+    "iproute2",
+    "procps",
+    "ca-certificates",
+    "openssh-server",
+    "debian-archive-keyring",
 ]
 
 # Bump when the recipe below changes: a base built by an older recipe is rebuilt.
@@ -45,13 +55,25 @@ UseDNS no
 
 # Units that either cannot work in a container or make tests flaky (apt's daily jobs take the
 # dpkg lock in the middle of a converge).
-MASKED_UNITS = ["apt-daily.timer", "apt-daily-upgrade.timer", "apt-daily.service", "apt-daily-upgrade.service",
-                "systemd-timesyncd.service", "e2scrub_all.timer", "fstrim.timer"]
+MASKED_UNITS = [
+    "apt-daily.timer",
+    "apt-daily-upgrade.timer",
+    "apt-daily.service",
+    "apt-daily-upgrade.service",
+    "systemd-timesyncd.service",
+    "e2scrub_all.timer",
+    "fstrim.timer",
+]
 
 
 def _recipe(settings: Settings, mirror: str) -> dict:
-    return {"version": RECIPE_VERSION, "suite": settings.suite, "packages": PACKAGES, "mirror": mirror,
-            "user": settings.user}
+    return {
+        "version": RECIPE_VERSION,
+        "suite": settings.suite,
+        "packages": PACKAGES,
+        "mirror": mirror,
+        "user": settings.user,
+    }
 
 
 def _stamp(settings: Settings) -> Path:
@@ -129,8 +151,17 @@ def ensure(settings: Settings, *, rebuild: bool = False) -> Path:
     log(f"building the {settings.suite} base image from {mirror} (about a minute, once)")
     started = time.monotonic()
     try:
-        run(["debootstrap", "--variant=minbase", f"--include={','.join(PACKAGES)}", settings.suite,
-             str(building), mirror], timeout=1800)
+        run(
+            [
+                "debootstrap",
+                "--variant=minbase",
+                f"--include={','.join(PACKAGES)}",
+                settings.suite,
+                str(building),
+                mirror,
+            ],
+            timeout=1800,
+        )
         _customise(building, settings, found)
         write_atomic(building / _stamp(settings).name, json.dumps(_recipe(settings, mirror)))
     except BaseException:

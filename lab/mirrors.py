@@ -55,8 +55,10 @@ class Mirrors:
         for source in self.apt:
             if "deb" in source.types and suite in source.suites and "main" in source.components:
                 return source.uris[0]
-        raise LabError(f"no apt source on this machine serves '{suite} main' (looked in "
-                       f"{APT_SOURCES[0]} and {APT_SOURCES_DIR}/*.list|*.sources)")
+        raise LabError(
+            f"no apt source on this machine serves '{suite} main' (looked in "
+            f"{APT_SOURCES[0]} and {APT_SOURCES_DIR}/*.list|*.sources)"
+        )
 
     def apt_sources_for(self, suite: str) -> str:
         """deb822 sources for a host of this suite: the machine's own entries for that release."""
@@ -65,8 +67,12 @@ class Mirrors:
             suites = [s for s in source.suites if s == suite or s.startswith(f"{suite}-")]
             if not suites or "deb" not in source.types:
                 continue
-            block = ["Types: deb", f"URIs: {' '.join(source.uris)}", f"Suites: {' '.join(suites)}",
-                     f"Components: {' '.join(source.components)}"]
+            block = [
+                "Types: deb",
+                f"URIs: {' '.join(source.uris)}",
+                f"Suites: {' '.join(suites)}",
+                f"Components: {' '.join(source.components)}",
+            ]
             if source.signed_by and source.signed_by.startswith("/usr/share/keyrings/debian-archive"):
                 block.append(f"Signed-By: {source.signed_by}")
             blocks.append("\n".join(block))
@@ -84,8 +90,15 @@ def _parse_one_line(text: str) -> list[AptSource]:
             continue
         options = match.group(2) or ""
         signed = re.search(r"signed-by=(\S+?)\]?(\s|$)", options)
-        sources.append(AptSource([match.group(1)], [match.group(3)], [match.group(4)],
-                                 match.group(5).split(), signed.group(1).rstrip("]") if signed else None))
+        sources.append(
+            AptSource(
+                [match.group(1)],
+                [match.group(3)],
+                [match.group(4)],
+                match.group(5).split(),
+                signed.group(1).rstrip("]") if signed else None,
+            )
+        )
     return sources
 
 
@@ -106,9 +119,15 @@ def _parse_deb822(text: str) -> list[AptSource]:
                 fields[key] = value.strip()
         if fields.get("enabled", "yes").lower() in ("no", "false", "off") or "uris" not in fields:
             continue
-        sources.append(AptSource(fields.get("types", "deb").split(), fields["uris"].split(),
-                                 fields.get("suites", "").split(), fields.get("components", "").split(),
-                                 fields.get("signed-by")))
+        sources.append(
+            AptSource(
+                fields.get("types", "deb").split(),
+                fields["uris"].split(),
+                fields.get("suites", "").split(),
+                fields.get("components", "").split(),
+                fields.get("signed-by"),
+            )
+        )
     return sources
 
 
@@ -151,8 +170,11 @@ def read_pip_config() -> tuple[str | None, list[str]]:
     # Raw, as pip reads it: a '%' in a percent-encoded URL is not interpolation.
     parser = configparser.RawConfigParser()
     parser.read([str(p) for p in _pip_config_files()])
-    index_url = os.environ.get("PIP_INDEX_URL") or parser.get("global", "index-url", fallback=None) \
+    index_url = (
+        os.environ.get("PIP_INDEX_URL")
+        or parser.get("global", "index-url", fallback=None)
         or parser.get("install", "index-url", fallback=None)
+    )
     extra = (os.environ.get("PIP_EXTRA_INDEX_URL") or parser.get("global", "extra-index-url", fallback="")).split()
     hosts: list[str] = []
     if index_url:

@@ -59,8 +59,11 @@ def ensure_bridge(settings: Settings, mirror_ips: list[str]) -> None:
 def _write_rules(settings: Settings, mirror_ips: list[str]) -> None:
     subnet = str(settings.subnet)
     forward, inbound, nat = settings.chain("FORWARD"), settings.chain("INPUT"), settings.chain("NAT")
-    for table, chain, parent in (("filter", forward, "FORWARD"), ("filter", inbound, "INPUT"),
-                                 ("nat", nat, "POSTROUTING")):
+    for table, chain, parent in (
+        ("filter", forward, "FORWARD"),
+        ("filter", inbound, "INPUT"),
+        ("nat", nat, "POSTROUTING"),
+    ):
         _ensure_chain(table, chain, parent)
         # Rebuilt from scratch on every `up`: the mirrors' addresses may have changed.
         _iptables("-F", chain, table=table)
@@ -68,8 +71,22 @@ def _write_rules(settings: Settings, mirror_ips: list[str]) -> None:
     _iptables("-A", forward, "-o", bridge, "-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT")
     _iptables("-A", forward, "-i", bridge, "-o", bridge, "-j", "ACCEPT")  # host to host (br_netfilter)
     for address in mirror_ips:
-        _iptables("-A", forward, "-i", bridge, "-d", address, "-p", "tcp", "-m", "multiport", "--dports", "80,443",
-                  "-j", "ACCEPT")
+        _iptables(
+            "-A",
+            forward,
+            "-i",
+            bridge,
+            "-d",
+            address,
+            "-p",
+            "tcp",
+            "-m",
+            "multiport",
+            "--dports",
+            "80,443",
+            "-j",
+            "ACCEPT",
+        )
     _iptables("-A", forward, "-i", bridge, "-j", "DROP")
     _iptables("-A", inbound, "-i", bridge, "-d", str(settings.gateway), "-j", "ACCEPT")
     _iptables("-A", inbound, "-i", bridge, "-j", "DROP")
@@ -88,9 +105,11 @@ def dropped_packets(settings: Settings) -> int:
 
 
 def remove_bridge(settings: Settings) -> None:
-    for table, chain, parent in (("filter", settings.chain("FORWARD"), "FORWARD"),
-                                 ("filter", settings.chain("INPUT"), "INPUT"),
-                                 ("nat", settings.chain("NAT"), "POSTROUTING")):
+    for table, chain, parent in (
+        ("filter", settings.chain("FORWARD"), "FORWARD"),
+        ("filter", settings.chain("INPUT"), "INPUT"),
+        ("nat", settings.chain("NAT"), "POSTROUTING"),
+    ):
         while _has_rule(table, parent, "-j", chain):
             _iptables("-D", parent, "-j", chain, table=table)
         if _iptables("-n", "-L", chain, table=table, check=False).returncode == 0:

@@ -64,7 +64,10 @@ class Settings:
     def cgroup_dirs(self, host: str) -> list[Path]:
         # Hybrid hierarchy: the host's systemd needs its own cgroup in both the unified and the
         # named systemd hierarchy, or every host sees the other hosts' processes.
-        return [Path("/sys/fs/cgroup/unified") / self.prefix / host, Path("/sys/fs/cgroup/systemd") / self.prefix / host]
+        return [
+            Path("/sys/fs/cgroup/unified") / self.prefix / host,
+            Path("/sys/fs/cgroup/systemd") / self.prefix / host,
+        ]
 
 
 def load() -> Settings:
@@ -80,6 +83,8 @@ def load() -> Settings:
     )
     # Interface names (bridge, "<prefix>v<index>") must fit Linux's 15 characters.
     if settings.subnet.prefixlen < 16 or len(settings.prefix) > 9 or len(settings.bridge) > 15:
-        raise LabError("OCEANID_LAB_SUBNET must be /16 or narrower, OCEANID_LAB_PREFIX at most 9 characters "
-                       "and OCEANID_LAB_BRIDGE at most 15")
+        raise LabError(
+            "OCEANID_LAB_SUBNET must be /16 or narrower, OCEANID_LAB_PREFIX at most 9 characters "
+            "and OCEANID_LAB_BRIDGE at most 15"
+        )
     return settings

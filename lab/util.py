@@ -13,11 +13,23 @@ class LabError(RuntimeError):
     """A failure the user can act on; printed without a traceback."""
 
 
-def run(cmd: list[str], *, check: bool = True, capture: bool = True, input_text: str | None = None,
-        timeout: float | None = 600) -> subprocess.CompletedProcess:
-    proc = subprocess.run(cmd, check=False, text=True, input=input_text, timeout=timeout,
-                          stdout=subprocess.PIPE if capture else None,
-                          stderr=subprocess.PIPE if capture else None)
+def run(
+    cmd: list[str],
+    *,
+    check: bool = True,
+    capture: bool = True,
+    input_text: str | None = None,
+    timeout: float | None = 600,
+) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
+        cmd,
+        check=False,
+        text=True,
+        input=input_text,
+        timeout=timeout,
+        stdout=subprocess.PIPE if capture else None,
+        stderr=subprocess.PIPE if capture else None,
+    )
     if check and proc.returncode != 0:
         detail = (proc.stderr or proc.stdout or "").strip()
         raise LabError(f"command failed ({proc.returncode}): {' '.join(cmd)}\n{detail}")

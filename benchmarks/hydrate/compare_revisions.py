@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2025, Oceanid fleet maintainers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -32,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 # pylint: disable=wrong-import-position
 from run import DATASETS, make_dataset  # noqa: E402  (the datasets of run.py, the same bytes for the same seed)
+
 from tests.support.seaweedfs import SeaweedS3  # noqa: E402
 
 ENGINE = "plugins/module_utils/s3_transfer.py"
@@ -52,27 +52,52 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=20251122)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="oceanid-hydrate-compare-"))
-    base_source = subprocess.run(["git", "-C", str(REPO), "show", "%s:%s" % (args.base, ENGINE)], capture_output=True, text=True, check=True).stdout
+    base_source = subprocess.run(
+        ["git", "-C", str(REPO), "show", "%s:%s" % (args.base, ENGINE)], capture_output=True, text=True, check=True
+    ).stdout
     (work / "base_engine.py").write_text(base_source, encoding="utf-8")
-    engines = {"base " + args.base: load_engine("base_engine", work / "base_engine.py"), "this checkout": load_engine("engine", REPO / ENGINE)}
+    engines = {
+        "base " + args.base: load_engine("base_engine", work / "base_engine.py"),
+        "this checkout": load_engine("engine", REPO / ENGINE),
+    }
     server = SeaweedS3(str(work / "server"))
     server.start()
     try:
         server.boto3_client().create_bucket(Bucket="bench")
         make_dataset(work / "src", DATASETS[args.dataset]["files"], args.seed)
         current = engines["this checkout"]
-        current.ingest(current.S3Client(current.S3Endpoint(server.endpoint_url, "us-east-1", server.access_key, server.secret_key)),
-                       "bench", str(work / "src"), "m")
+        current.ingest(
+            current.S3Client(
+                current.S3Endpoint(server.endpoint_url, "us-east-1", server.access_key, server.secret_key)
+            ),
+            "bench",
+            str(work / "src"),
+            "m",
+        )
         env = dict(os.environ, AWS_ACCESS_KEY_ID=server.access_key, AWS_SECRET_ACCESS_KEY=server.secret_key)
 
         def s5cmd(dest: Path):
-            subprocess.run([str(Path(sys.executable).with_name("s5cmd")), "--endpoint-url", server.endpoint_url, "cp",
-                            "s3://bench/models/m/*", "%s/" % dest], env=env, check=True, stdout=subprocess.DEVNULL)
+            subprocess.run(
+                [
+                    str(Path(sys.executable).with_name("s5cmd")),
+                    "--endpoint-url",
+                    server.endpoint_url,
+                    "cp",
+                    "s3://bench/models/m/*",
+                    "%s/" % dest,
+                ],
+                env=env,
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
 
         def ours(module):
             def copy(dest: Path):
-                client = module.S3Client(module.S3Endpoint(server.endpoint_url, "us-east-1", server.access_key, server.secret_key))
+                client = module.S3Client(
+                    module.S3Endpoint(server.endpoint_url, "us-east-1", server.access_key, server.secret_key)
+                )
                 module.hydrate(client, "bench", str(dest), model_key="m", concurrency=16)
+
             return copy
 
         clients = {"s5cmd": s5cmd, **{name: ours(module) for name, module in engines.items()}}
@@ -95,14 +120,27 @@ def main() -> int:
                 shutil.rmtree(dest)
                 for leftover in work.glob(".dest*"):
                     shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink()
-            print("round %d: %s" % (round_number + 1, ", ".join("%s %.2f s" % (n, w[-1]) for n, w in walls.items())), flush=True)
+            print(
+                "round %d: %s" % (round_number + 1, ", ".join("%s %.2f s" % (n, w[-1]) for n, w in walls.items())),
+                flush=True,
+            )
         reference = statistics.median(walls["s5cmd"])
-        print("\n%s dataset, %d rounds, %d CPUs, load average at the end %.1f:" % (args.dataset, args.rounds, os.cpu_count() or 0, os.getloadavg()[0]))
+        print(
+            "\n%s dataset, %d rounds, %d CPUs, load average at the end %.1f:"
+            % (args.dataset, args.rounds, os.cpu_count() or 0, os.getloadavg()[0])
+        )
         for name, values in walls.items():
-            cpu = "" if name == "s5cmd" else ", our CPU user %.2f s + system %.2f s" % (
-                statistics.median(u for u, _s in cpus[name]), statistics.median(s for _u, s in cpus[name]))
+            cpu = (
+                ""
+                if name == "s5cmd"
+                else ", our CPU user %.2f s + system %.2f s"
+                % (statistics.median(u for u, _s in cpus[name]), statistics.median(s for _u, s in cpus[name]))
+            )
             median = statistics.median(values)
-            print("  %-20s median %.2f s (%.2f-%.2f), / s5cmd %.2f%s" % (name, median, min(values), max(values), median / reference, cpu))
+            print(
+                "  %-20s median %.2f s (%.2f-%.2f), / s5cmd %.2f%s"
+                % (name, median, min(values), max(values), median / reference, cpu)
+            )
     finally:
         server.stop()
         shutil.rmtree(work, ignore_errors=True)

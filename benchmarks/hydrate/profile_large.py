@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2025, Oceanid fleet maintainers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -35,10 +34,18 @@ ENGINE = REPO / "plugins" / "module_utils" / "s3_transfer.py"
 def load_engine(name: str, without_hashing: bool):
     source = ENGINE.read_text(encoding="utf-8")
     if without_hashing:
-        patched = source.replace("                digest = hashlib.sha256()\n", "                digest = _NoDigest()\n")
-        patched = patched.replace("if expected is not None and actual != expected:", "if expected is not None and actual is not None and actual != expected:")
+        patched = source.replace(
+            "                digest = hashlib.sha256()\n", "                digest = _NoDigest()\n"
+        )
+        patched = patched.replace(
+            "if expected is not None and actual != expected:",
+            "if expected is not None and actual is not None and actual != expected:",
+        )
         assert patched.count("_NoDigest()") == 1, "the engine changed; update this profile"
-        source = patched + "\n\nclass _NoDigest:\n    def update(self, data):\n        pass\n\n    def hexdigest(self):\n        return None\n"
+        source = (
+            patched
+            + "\n\nclass _NoDigest:\n    def update(self, data):\n        pass\n\n    def hexdigest(self):\n        return None\n"
+        )
     spec = importlib.util.spec_from_loader(name, loader=None)
     module = importlib.util.module_from_spec(spec)
     exec(compile(source, str(ENGINE), "exec"), module.__dict__)  # pylint: disable=exec-used
@@ -60,7 +67,9 @@ def main():
         with open(work / "src" / "big.bin", "wb") as handle:
             for _mib in range(args.size_mib):
                 handle.write(os.urandom(1 << 20))
-        client = engine.S3Client(engine.S3Endpoint(server.endpoint_url, "us-east-1", server.access_key, server.secret_key))
+        client = engine.S3Client(
+            engine.S3Endpoint(server.endpoint_url, "us-east-1", server.access_key, server.secret_key)
+        )
         engine.ingest(client, "bench", str(work / "src"), "m")
         env = dict(os.environ, AWS_ACCESS_KEY_ID=server.access_key, AWS_SECRET_ACCESS_KEY=server.secret_key)
 
@@ -69,8 +78,19 @@ def main():
             shutil.rmtree(dest, ignore_errors=True)
             os.sync()
             started = time.monotonic()
-            subprocess.run([str(Path(sys.executable).with_name("s5cmd")), "--endpoint-url", server.endpoint_url, "cp",
-                            "s3://bench/models/m/*", "%s/" % dest], env=env, check=True, stdout=subprocess.DEVNULL)
+            subprocess.run(
+                [
+                    str(Path(sys.executable).with_name("s5cmd")),
+                    "--endpoint-url",
+                    server.endpoint_url,
+                    "cp",
+                    "s3://bench/models/m/*",
+                    "%s/" % dest,
+                ],
+                env=env,
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
             return time.monotonic() - started, None
 
         def ours(module, concurrency, request_mib):
@@ -80,7 +100,9 @@ def main():
             shutil.rmtree(dest, ignore_errors=True)
             os.sync()
             module.DEFAULT_REQUEST_SIZE = request_mib << 20
-            s3 = module.S3Client(module.S3Endpoint(server.endpoint_url, "us-east-1", server.access_key, server.secret_key))
+            s3 = module.S3Client(
+                module.S3Endpoint(server.endpoint_url, "us-east-1", server.access_key, server.secret_key)
+            )
             cpu, started = os.times(), time.monotonic()
             module.hydrate(s3, "bench", str(dest), model_key="m", concurrency=concurrency)
             wall, after = time.monotonic() - started, os.times()
@@ -88,18 +110,26 @@ def main():
 
         runs = {"s5cmd": s5cmd}
         for concurrency, request_mib in [(16, 32), (16, 16), (32, 8), (8, 64)]:
-            runs["ours c=%d request=%d MiB" % (concurrency, request_mib)] = (lambda c=concurrency, r=request_mib: ours(engine, c, r))
+            runs["ours c=%d request=%d MiB" % (concurrency, request_mib)] = lambda c=concurrency, r=request_mib: ours(
+                engine, c, r
+            )
         runs["ours c=16 request=32 MiB, SHA-256 off"] = lambda: ours(no_hash, 16, 32)
         results = {name: [] for name in runs}
         for _round in range(args.rounds):
             for name, run in runs.items():
                 results[name].append(run())
-        print("one %d MiB file, %d rounds, nproc %d, load %s" % (args.size_mib, args.rounds, os.cpu_count(), os.getloadavg()))
+        print(
+            "one %d MiB file, %d rounds, nproc %d, load %s"
+            % (args.size_mib, args.rounds, os.cpu_count(), os.getloadavg())
+        )
         base = statistics.median(w for w, _c in results["s5cmd"])
         for name, values in results.items():
             wall = statistics.median(w for w, _c in values)
             cpu = [c for _w, c in values if c is not None]
-            print("%-40s wall %.2f s  ratio %.2f  %s" % (name, wall, wall / base, "cpu %.2f s" % statistics.median(cpu) if cpu else ""))
+            print(
+                "%-40s wall %.2f s  ratio %.2f  %s"
+                % (name, wall, wall / base, "cpu %.2f s" % statistics.median(cpu) if cpu else "")
+            )
     finally:
         server.stop()
         shutil.rmtree(work, ignore_errors=True)

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2025, Oceanid fleet maintainers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -57,10 +56,14 @@ BUCKET = "bench"
 CLIENTS = ("s5cmd", "rclone", "boto3", "ours")
 CONCURRENCY = 16
 DATASETS = {
-    "large": {"what": "one 1 GiB file + 200 files of 1 MiB",
-              "files": {"weights/model.bin": 1024 * MiB, **{f"shards/shard-{i:03d}.bin": MiB for i in range(200)}}},
-    "small": {"what": "2,000 files of 64 KiB",
-              "files": {f"pieces/{i // 100:02d}/piece-{i:04d}.bin": 64 * 1024 for i in range(2000)}},
+    "large": {
+        "what": "one 1 GiB file + 200 files of 1 MiB",
+        "files": {"weights/model.bin": 1024 * MiB, **{f"shards/shard-{i:03d}.bin": MiB for i in range(200)}},
+    },
+    "small": {
+        "what": "2,000 files of 64 KiB",
+        "files": {f"pieces/{i // 100:02d}/piece-{i:04d}.bin": 64 * 1024 for i in range(2000)},
+    },
 }
 
 
@@ -91,33 +94,74 @@ class Bench:
         self.work = work
         self.env = {**os.environ, **server.environment(), "RCLONE_CONFIG": str(work / "rclone.conf")}
         remote = "RCLONE_CONFIG_BENCH_"
-        self.env.update({remote + "TYPE": "s3", remote + "PROVIDER": "Other", remote + "ENDPOINT": server.endpoint_url,
-                         remote + "ACCESS_KEY_ID": server.access_key, remote + "SECRET_ACCESS_KEY": server.secret_key,
-                         remote + "REGION": server.region, remote + "FORCE_PATH_STYLE": "true"})
+        self.env.update(
+            {
+                remote + "TYPE": "s3",
+                remote + "PROVIDER": "Other",
+                remote + "ENDPOINT": server.endpoint_url,
+                remote + "ACCESS_KEY_ID": server.access_key,
+                remote + "SECRET_ACCESS_KEY": server.secret_key,
+                remote + "REGION": server.region,
+                remote + "FORCE_PATH_STYLE": "true",
+            }
+        )
 
     def command(self, client: str, key: str, dest: Path, endpoint_url: str | None = None) -> list[str] | None:
         if client == "s5cmd":
-            return [str(venv_tool("s5cmd")), "--endpoint-url", self.server.endpoint_url, "cp",
-                    f"s3://{BUCKET}/models/{key}/*", f"{dest}/"]
+            return [
+                str(venv_tool("s5cmd")),
+                "--endpoint-url",
+                self.server.endpoint_url,
+                "cp",
+                f"s3://{BUCKET}/models/{key}/*",
+                f"{dest}/",
+            ]
         if client == "rclone":
-            return [str(venv_tool("rclone")), "copy", f"bench:{BUCKET}/models/{key}", str(dest),
-                    "--transfers", str(CONCURRENCY), "--checkers", str(CONCURRENCY)]
+            return [
+                str(venv_tool("rclone")),
+                "copy",
+                f"bench:{BUCKET}/models/{key}",
+                str(dest),
+                "--transfers",
+                str(CONCURRENCY),
+                "--checkers",
+                str(CONCURRENCY),
+            ]
         if client == "ours":
-            return [sys.executable, str(ENGINE), "--endpoint-url", endpoint_url or self.server.endpoint_url,
-                    "--region", self.server.region, "--bucket", BUCKET, "--concurrency", str(CONCURRENCY), "--json",
-                    "hydrate", "--model-key", key, "--dest", str(dest)]
-        return None   # boto3 runs in this process
+            return [
+                sys.executable,
+                str(ENGINE),
+                "--endpoint-url",
+                endpoint_url or self.server.endpoint_url,
+                "--region",
+                self.server.region,
+                "--bucket",
+                BUCKET,
+                "--concurrency",
+                str(CONCURRENCY),
+                "--json",
+                "hydrate",
+                "--model-key",
+                key,
+                "--dest",
+                str(dest),
+            ]
+        return None  # boto3 runs in this process
 
     def boto3_copy(self, key: str, dest: Path) -> None:
         from boto3.s3.transfer import TransferConfig  # pylint: disable=import-outside-toplevel
+
         client = self.server.boto3_client(max_pool_connections=CONCURRENCY * 2)
         prefix = f"models/{key}/"
-        keys = [obj["Key"] for page in client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix)
-                for obj in page.get("Contents", [])]
+        keys = [
+            obj["Key"]
+            for page in client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix)
+            for obj in page.get("Contents", [])
+        ]
         config = TransferConfig(max_concurrency=CONCURRENCY)
 
         def one(object_key: str) -> None:
-            target = dest / object_key[len(prefix):]
+            target = dest / object_key[len(prefix) :]
             target.parent.mkdir(parents=True, exist_ok=True)
             client.download_file(BUCKET, object_key, str(target), Config=config)
 
@@ -134,8 +178,10 @@ class Bench:
         completed = subprocess.run(command, env=self.env, capture_output=True, text=True, check=False)
         seconds = time.perf_counter() - started
         if completed.returncode != 0:
-            raise RuntimeError(f"{client} failed ({completed.returncode}): {shlex.join(command)}\n"
-                               f"{completed.stdout[-2000:]}\n{completed.stderr[-2000:]}")
+            raise RuntimeError(
+                f"{client} failed ({completed.returncode}): {shlex.join(command)}\n"
+                f"{completed.stdout[-2000:]}\n{completed.stderr[-2000:]}"
+            )
         return seconds, json.loads(completed.stdout) if client == "ours" else {}
 
 
@@ -155,12 +201,18 @@ def machine_info(work: Path) -> dict[str, str]:
         return out[0] if out else "?"
 
     import boto3  # pylint: disable=import-outside-toplevel
+
     return {
-        "nproc": str(os.cpu_count()), "cpu": cpu, "memory": f"{os.sysconf('SC_PHYS_PAGES') * os.sysconf('SC_PAGE_SIZE') / 2**30:.0f} GiB",
-        "kernel": platform.release(), "python": platform.python_version(),
+        "nproc": str(os.cpu_count()),
+        "cpu": cpu,
+        "memory": f"{os.sysconf('SC_PHYS_PAGES') * os.sysconf('SC_PAGE_SIZE') / 2**30:.0f} GiB",
+        "kernel": platform.release(),
+        "python": platform.python_version(),
         "filesystem": " ".join(fs[0].split()[1:2]) if fs else "?",
-        "weed": " ".join(["weed"] + version([str(venv_tool("weed")), "version"]).split()[2:3]), "s5cmd": version([str(venv_tool("s5cmd")), "version"]),
-        "rclone": version([str(venv_tool("rclone")), "version"]), "boto3": boto3.__version__,
+        "weed": " ".join(["weed"] + version([str(venv_tool("weed")), "version"]).split()[2:3]),
+        "s5cmd": version([str(venv_tool("s5cmd")), "version"]),
+        "rclone": version([str(venv_tool("rclone")), "version"]),
+        "boto3": boto3.__version__,
     }
 
 
@@ -168,7 +220,9 @@ def load_average() -> str:
     return " ".join(f"{value:.1f}" for value in os.getloadavg())
 
 
-def run_dataset(bench: Bench, name: str, runs: int, work: Path) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+def run_dataset(
+    bench: Bench, name: str, runs: int, work: Path
+) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
     """(copy seconds, copy + sync seconds) per client.
 
     Ours syncs what it wrote before it publishes (a model on disk survives a power cut); the other clients leave
@@ -182,7 +236,7 @@ def run_dataset(bench: Bench, name: str, runs: int, work: Path) -> tuple[dict[st
     for round_number in range(runs):
         # The order turns by one client each round: here a copy's speed depends on which client ran just before it
         # (benchmarks/hydrate/compare_revisions.py measured up to 2x), so no client always follows the same one.
-        order = CLIENTS[round_number % len(CLIENTS):] + CLIENTS[:round_number % len(CLIENTS)]
+        order = CLIENTS[round_number % len(CLIENTS) :] + CLIENTS[: round_number % len(CLIENTS)]
         for client in order:
             dest = work / "runs" / f"{name}-{client}-{round_number}" / "model"
             dest.parent.mkdir(parents=True)
@@ -197,7 +251,10 @@ def run_dataset(bench: Bench, name: str, runs: int, work: Path) -> tuple[dict[st
             times[client].append(seconds)
             durable[client].append(synced)
             extra = f" (engine {result['seconds']:.2f} s, {result['mb_per_s']} MB/s)" if result else ""
-            print(f"  {name} round {round_number + 1} {client:6s} {seconds:7.2f} s, with sync {synced:7.2f} s{extra}", flush=True)
+            print(
+                f"  {name} round {round_number + 1} {client:6s} {seconds:7.2f} s, with sync {synced:7.2f} s{extra}",
+                flush=True,
+            )
             shutil.rmtree(dest.parent)
     return times, durable
 
@@ -215,57 +272,89 @@ def unchanged_rerun(bench: Bench, runs: int, work: Path) -> list[tuple[float, fl
             if result.get("changed"):
                 raise RuntimeError(f"the unchanged re-run changed something: {result}")
             rows.append((seconds, result["seconds"], proxy.methods["GET"], proxy.methods["HEAD"]))
-            print(f"  unchanged re-run {seconds:.3f} s (engine {result['seconds']:.3f} s), "
-                  f"{proxy.methods['GET']} GET, {proxy.methods['HEAD']} HEAD", flush=True)
+            print(
+                f"  unchanged re-run {seconds:.3f} s (engine {result['seconds']:.3f} s), "
+                f"{proxy.methods['GET']} GET, {proxy.methods['HEAD']} HEAD",
+                flush=True,
+            )
     shutil.rmtree(dest.parent)
     return rows
 
 
-def report(args, info: dict, bench: Bench, results: dict, unchanged: list, loads: tuple[str, str], command_line: str) -> str:
-    lines = [SECTION, "",
-             "Copying a model from S3 onto local disk: `s5cmd`, `rclone`, boto3's `download_file` and our engine "
-             "(`plugins/module_utils/s3_transfer.py`, SHA-256 of every part checked against the manifest) from one "
-             "SeaweedFS on loopback. Method and script: `benchmarks/hydrate/`.", "",
-             "```console", command_line, "```", "",
-             f"{info['nproc']} cores ({info['cpu']}), {info['memory']}, kernel {info['kernel']}, Python {info['python']}, "
-             f"{info['filesystem']} under the work directory; {info['weed']}, s5cmd {info['s5cmd']}, {info['rclone']}, "
-             f"boto3 {info['boto3']}. Load average before/after: {loads[0]} / {loads[1]}. "
-             f"{args.runs} round{'s' if args.runs != 1 else ''}, medians (min-max); fresh empty destination each time; page cache not dropped; "
-             "`sync` before each copy (not timed). \"with sync\": the copy plus a `sync` after it, i.e. until the bytes are on "
-             "disk, which ours already waits for before it publishes and the others do not.", ""]
+def report(
+    args, info: dict, bench: Bench, results: dict, unchanged: list, loads: tuple[str, str], command_line: str
+) -> str:
+    lines = [
+        SECTION,
+        "",
+        "Copying a model from S3 onto local disk: `s5cmd`, `rclone`, boto3's `download_file` and our engine "
+        "(`plugins/module_utils/s3_transfer.py`, SHA-256 of every part checked against the manifest) from one "
+        "SeaweedFS on loopback. Method and script: `benchmarks/hydrate/`.",
+        "",
+        "```console",
+        command_line,
+        "```",
+        "",
+        f"{info['nproc']} cores ({info['cpu']}), {info['memory']}, kernel {info['kernel']}, Python {info['python']}, "
+        f"{info['filesystem']} under the work directory; {info['weed']}, s5cmd {info['s5cmd']}, {info['rclone']}, "
+        f"boto3 {info['boto3']}. Load average before/after: {loads[0]} / {loads[1]}. "
+        f"{args.runs} round{'s' if args.runs != 1 else ''}, medians (min-max); fresh empty destination each time; page cache not dropped; "
+        '`sync` before each copy (not timed). "with sync": the copy plus a `sync` after it, i.e. until the bytes are on '
+        "disk, which ours already waits for before it publishes and the others do not.",
+        "",
+    ]
     for name, (times, durable) in results.items():
         size = sum(DATASETS[name]["files"].values())
         reference = statistics.median(times["s5cmd"])
         durable_reference = statistics.median(durable["s5cmd"])
-        lines += [f"**{name}**: {DATASETS[name]['what']} ({size / 1e6:,.0f} MB)", "",
-                  "| client | median | min-max | MB/s | / s5cmd | with sync | / s5cmd with sync |", "|---|---|---|---|---|---|---|"]
+        lines += [
+            f"**{name}**: {DATASETS[name]['what']} ({size / 1e6:,.0f} MB)",
+            "",
+            "| client | median | min-max | MB/s | / s5cmd | with sync | / s5cmd with sync |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for client in CLIENTS:
             median = statistics.median(times[client])
             synced = statistics.median(durable[client])
-            lines.append(f"| {client} | {median:.2f} s | {min(times[client]):.2f}-{max(times[client]):.2f} s | "
-                         f"{size / 1e6 / median:,.0f} | {median / reference:.2f} | {synced:.2f} s | {synced / durable_reference:.2f} |")
+            lines.append(
+                f"| {client} | {median:.2f} s | {min(times[client]):.2f}-{max(times[client]):.2f} s | "
+                f"{size / 1e6 / median:,.0f} | {median / reference:.2f} | {synced:.2f} s | {synced / durable_reference:.2f} |"
+            )
         lines.append("")
-    for client, argv in (("s5cmd", bench.command("s5cmd", "<key>", Path("<dest>"))),
-                         ("rclone", bench.command("rclone", "<key>", Path("<dest>"))),
-                         ("ours", bench.command("ours", "<key>", Path("<dest>")))):
+    for client, argv in (
+        ("s5cmd", bench.command("s5cmd", "<key>", Path("<dest>"))),
+        ("rclone", bench.command("rclone", "<key>", Path("<dest>"))),
+        ("ours", bench.command("ours", "<key>", Path("<dest>"))),
+    ):
         lines.append(f"- {client}: `{shlex.join(argv).replace(str(REPO_ROOT) + '/', '')}`")
-    lines.append(f"- boto3: list, then `download_file` per key in {CONCURRENCY} threads, `TransferConfig(max_concurrency={CONCURRENCY})`")
+    lines.append(
+        f"- boto3: list, then `download_file` per key in {CONCURRENCY} threads, `TransferConfig(max_concurrency={CONCURRENCY})`"
+    )
     lines.append("")
     if unchanged:
         walls = [row[0] for row in unchanged]
         engine = [row[1] for row in unchanged]
-        lines += [f"Unchanged re-run of **small** (ours, through the counting proxy): {statistics.median(walls):.3f} s wall "
-                  f"(process start included; the engine itself {statistics.median(engine):.3f} s), "
-                  f"{max(row[2] for row in unchanged)} GET and {max(row[3] for row in unchanged)} HEAD per run.", ""]
+        lines += [
+            f"Unchanged re-run of **small** (ours, through the counting proxy): {statistics.median(walls):.3f} s wall "
+            f"(process start included; the engine itself {statistics.median(engine):.3f} s), "
+            f"{max(row[2] for row in unchanged)} GET and {max(row[3] for row in unchanged)} HEAD per run.",
+            "",
+        ]
     ratios = {name: statistics.median(t["ours"]) / statistics.median(t["s5cmd"]) for name, (t, _d) in results.items()}
     verdicts = []
-    durable_ratios = {name: statistics.median(d["ours"]) / statistics.median(d["s5cmd"]) for name, (_t, d) in results.items()}
+    durable_ratios = {
+        name: statistics.median(d["ours"]) / statistics.median(d["s5cmd"]) for name, (_t, d) in results.items()
+    }
     if "large" in ratios:
-        verdicts.append(f"large {ratios['large']:.2f} (target <= 1.0: {'met' if ratios['large'] <= 1.0 else 'NOT met'}; "
-                        f"with sync {durable_ratios['large']:.2f})")
+        verdicts.append(
+            f"large {ratios['large']:.2f} (target <= 1.0: {'met' if ratios['large'] <= 1.0 else 'NOT met'}; "
+            f"with sync {durable_ratios['large']:.2f})"
+        )
     if "small" in ratios:
-        verdicts.append(f"small {ratios['small']:.2f} (target <= 1.2: {'met' if ratios['small'] <= 1.2 else 'NOT met'}; "
-                        f"with sync {durable_ratios['small']:.2f})")
+        verdicts.append(
+            f"small {ratios['small']:.2f} (target <= 1.2: {'met' if ratios['small'] <= 1.2 else 'NOT met'}; "
+            f"with sync {durable_ratios['small']:.2f})"
+        )
     if unchanged:
         ok = max(row[0] for row in unchanged) < 1.0 and max(row[2] for row in unchanged) == 0
         verdicts.append(f"unchanged re-run under 1 s with zero GETs: {'met' if ok else 'NOT met'}")
@@ -275,24 +364,33 @@ def report(args, info: dict, bench: Bench, results: dict, unchanged: list, loads
 
 def write_section(text: str) -> None:
     """Replace (or add) our section of docs/benchmarks.md; other sections stay as they are."""
-    current = DOCS.read_text(encoding="utf-8") if DOCS.exists() else (
-        "# Benchmarks\n\nMeasured numbers, with the command that produced them and the machine they ran on.\n")
+    current = (
+        DOCS.read_text(encoding="utf-8")
+        if DOCS.exists()
+        else ("# Benchmarks\n\nMeasured numbers, with the command that produced them and the machine they ran on.\n")
+    )
     start = current.find(SECTION + "\n")
     if start < 0:
         updated = current.rstrip("\n") + "\n\n" + text
     else:
         end = current.find("\n## ", start + len(SECTION))
-        updated = current[:start] + text + ("\n" + current[end + 1:] if end >= 0 else "")
+        updated = current[:start] + text + ("\n" + current[end + 1 :] if end >= 0 else "")
     DOCS.write_text(updated.rstrip("\n") + "\n", encoding="utf-8")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
-    parser.add_argument("--runs", type=int, default=4, help="rounds per dataset (default 4: each client in each place once)")
+    parser.add_argument(
+        "--runs", type=int, default=4, help="rounds per dataset (default 4: each client in each place once)"
+    )
     parser.add_argument("--datasets", default="large,small", help="comma-separated: large, small")
     parser.add_argument("--seed", type=int, default=20251122)
-    parser.add_argument("--workdir", type=Path, help="where the server, datasets and copies go (default: a temporary directory)")
-    parser.add_argument("--no-write", action="store_true", help=f"print only; do not update {DOCS.relative_to(REPO_ROOT)}")
+    parser.add_argument(
+        "--workdir", type=Path, help="where the server, datasets and copies go (default: a temporary directory)"
+    )
+    parser.add_argument(
+        "--no-write", action="store_true", help=f"print only; do not update {DOCS.relative_to(REPO_ROOT)}"
+    )
     args = parser.parse_args()
     names = [name for name in args.datasets.split(",") if name]
     unknown = set(names) - set(DATASETS)
@@ -313,12 +411,34 @@ def main() -> int:
             src = work / "src" / name
             started = time.perf_counter()
             make_dataset(src, DATASETS[name]["files"], args.seed + number)
-            ingest = subprocess.run([sys.executable, str(ENGINE), "--endpoint-url", server.endpoint_url, "--region", server.region,
-                                     "--bucket", BUCKET, "--json", "ingest", "--src", str(src), "--model-key", f"bench-{name}"],
-                                    env=bench.env, capture_output=True, text=True, check=True)
+            ingest = subprocess.run(
+                [
+                    sys.executable,
+                    str(ENGINE),
+                    "--endpoint-url",
+                    server.endpoint_url,
+                    "--region",
+                    server.region,
+                    "--bucket",
+                    BUCKET,
+                    "--json",
+                    "ingest",
+                    "--src",
+                    str(src),
+                    "--model-key",
+                    f"bench-{name}",
+                ],
+                env=bench.env,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             uploaded = json.loads(ingest.stdout)
-            print(f"dataset {name}: {DATASETS[name]['what']}, made and ingested in {time.perf_counter() - started:.1f} s "
-                  f"({len(uploaded['uploaded'])} files)", flush=True)
+            print(
+                f"dataset {name}: {DATASETS[name]['what']}, made and ingested in {time.perf_counter() - started:.1f} s "
+                f"({len(uploaded['uploaded'])} files)",
+                flush=True,
+            )
             shutil.rmtree(src)
         results = {name: run_dataset(bench, name, args.runs, work) for name in names}
         unchanged = unchanged_rerun(bench, args.runs, work) if "small" in names else []

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2025, Oceanid fleet maintainers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -61,9 +60,18 @@ from tests.support.moto_ec2 import MotoEC2, aws_environment, seed_instances  # n
 VENV_BIN = REPO_ROOT / ".venv" / "bin"
 REGIONS = ["us-east-1", "us-west-2", "eu-west-1", "eu-central-1"]
 # (instance type, fleet:role): 10 kinds, spread evenly; 6 of 10 have GPUs
-KINDS = [("g6.xlarge", "gpu_hosts"), ("g6.12xlarge", "gpu_hosts"), ("g5.2xlarge", "gpu_hosts"), ("g4dn.xlarge", "k3s_agents"),
-         ("g6e.xlarge", "gpu_hosts"), ("p4d.24xlarge", "gpu_hosts"), ("t3.large", "k3s_agents"), ("t3.medium", "k3s_servers"),
-         ("m6i.large", "storage_nodes"), ("c6i.large", "k3s_agents")]
+KINDS = [
+    ("g6.xlarge", "gpu_hosts"),
+    ("g6.12xlarge", "gpu_hosts"),
+    ("g5.2xlarge", "gpu_hosts"),
+    ("g4dn.xlarge", "k3s_agents"),
+    ("g6e.xlarge", "gpu_hosts"),
+    ("p4d.24xlarge", "gpu_hosts"),
+    ("t3.large", "k3s_agents"),
+    ("t3.medium", "k3s_servers"),
+    ("m6i.large", "storage_nodes"),
+    ("c6i.large", "k3s_agents"),
+]
 # warm-only variants of ours: every instance field as a host variable, and the instance ID only
 HOSTVARS_VARIANTS = {"ours_all": ["all"], "ours_min": ["instance_id"]}
 GPU_FAMILIES = ["g4dn", "g5", "g6", "g6e", "gr6", "p4d", "p4de", "p5", "p5e", "p5en"]
@@ -83,11 +91,22 @@ def configs(directory: Path, url: str) -> dict[str, Path]:
     cache = {"cache": True, "cache_plugin": "ansible.builtin.jsonfile", "cache_timeout": 3600}
     ours = {
         "plugin": "oceanid.fleet.fleet",
-        "ec2": [{"name": "ec2", "regions": REGIONS, "tags": {"fleet:managed": "true"}, "states": ["running"],
-                 "hostnames": ["instance-id"], "ansible_host": ["public-ip-address", "private-ip-address"],
-                 "role_tag": "fleet:role", "region_groups": True, "endpoint_url": url}],
+        "ec2": [
+            {
+                "name": "ec2",
+                "regions": REGIONS,
+                "tags": {"fleet:managed": "true"},
+                "states": ["running"],
+                "hostnames": ["instance-id"],
+                "ansible_host": ["public-ip-address", "private-ip-address"],
+                "role_tag": "fleet:role",
+                "region_groups": True,
+                "endpoint_url": url,
+            }
+        ],
         "gpu_group": "gpu_hosts",
-        **cache, "cache_connection": str(directory / "cache-ours"),
+        **cache,
+        "cache_connection": str(directory / "cache-ours"),
     }
     theirs = {
         "plugin": "amazon.aws.aws_ec2",
@@ -95,11 +114,11 @@ def configs(directory: Path, url: str) -> dict[str, Path]:
         "endpoint_url": url,
         "filters": {"tag:fleet:managed": "true", "instance-state-name": ["running"]},
         "hostnames": ["instance-id"],
-        "keyed_groups": [{"key": "tags['fleet:role']", "separator": ""},
-                         {"key": "placement.region", "prefix": "ec2"}],
+        "keyed_groups": [{"key": "tags['fleet:role']", "separator": ""}, {"key": "placement.region", "prefix": "ec2"}],
         "groups": {"gpu_hosts": "instance_type.split('.')[0] in %s" % json.dumps(GPU_FAMILIES), "ec2": "true"},
         "compose": {"ansible_host": "public_ip_address | default(private_ip_address)"},
-        **cache, "cache_connection": str(directory / "cache-aws"),
+        **cache,
+        "cache_connection": str(directory / "cache-aws"),
     }
     paths = {"ours": directory / "bench.fleet.yml", "aws_ec2": directory / "bench.aws_ec2.yml"}
     paths["ours"].write_text(yaml.safe_dump(ours, sort_keys=False))
@@ -120,7 +139,9 @@ def seed(moto: MotoEC2, per_region: int) -> None:
         count = 0
         for index, (instance_type, role) in enumerate(KINDS):
             n = batch + (1 if index < per_region % len(KINDS) else 0)
-            count += len(seed_instances(client, n, instance_type, {"fleet:managed": "true", "fleet:role": role}, batch=100))
+            count += len(
+                seed_instances(client, n, instance_type, {"fleet:managed": "true", "fleet:role": role}, batch=100)
+            )
         return count
 
     with concurrent.futures.ThreadPoolExecutor(len(REGIONS)) as pool:
@@ -139,9 +160,14 @@ def repository_settings() -> dict[str, str]:
 def environment(directory: Path) -> dict[str, str]:
     # Default inventory plugins: the `auto` plugin loads the one a file names in its `plugin:` key, so a run loads
     # only its own plugin (listing both in enable_plugins would import aws_ec2 and boto3 in every run of ours).
-    return isolated_ansible_env(directory, aws_environment(), ANSIBLE_HOME=str(directory / "home"),
-                                ANSIBLE_DEPRECATION_WARNINGS="0", ANSIBLE_INVENTORY_UNPARSED_FAILED="true",
-                                **repository_settings())
+    return isolated_ansible_env(
+        directory,
+        aws_environment(),
+        ANSIBLE_HOME=str(directory / "home"),
+        ANSIBLE_DEPRECATION_WARNINGS="0",
+        ANSIBLE_INVENTORY_UNPARSED_FAILED="true",
+        **repository_settings(),
+    )
 
 
 def cpu_seconds() -> float:
@@ -153,7 +179,9 @@ def inventory_list(path: Path, env: dict[str, str]) -> tuple[float, float, bytes
     """Wall and CPU seconds (user + system, of ansible-inventory and its children) of one --list, and its output."""
     cpu = cpu_seconds()
     start = time.perf_counter()
-    done = subprocess.run([str(VENV_BIN / "ansible-inventory"), "-i", str(path), "--list"], env=env, capture_output=True, check=False)
+    done = subprocess.run(
+        [str(VENV_BIN / "ansible-inventory"), "-i", str(path), "--list"], env=env, capture_output=True, check=False
+    )
     elapsed = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"ansible-inventory failed for {path.name}:\n{done.stderr.decode()[-3000:]}")
@@ -179,7 +207,9 @@ def floors(directory: Path, output: bytes) -> dict[str, Path]:
 
 
 def inventory_load(path: Path, env: dict[str, str]) -> float:
-    done = subprocess.run([str(VENV_BIN / "python"), "-c", LOAD_SCRIPT, str(path)], env=env, capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [str(VENV_BIN / "python"), "-c", LOAD_SCRIPT, str(path)], env=env, capture_output=True, text=True, check=False
+    )
     if done.returncode != 0:
         raise SystemExit(f"inventory load failed for {path.name}:\n{done.stderr[-3000:]}")
     return float(done.stdout.split()[-1])
@@ -191,7 +221,9 @@ def check_equivalent(outputs: dict[str, bytes]) -> None:
     hosts = {name: set(d["_meta"]["hostvars"]) for name, d in data.items()}
     if hosts["ours"] != hosts["aws_ec2"] or len(hosts["ours"]) == 0:
         raise SystemExit(f"the inventories differ: {len(hosts['ours'])} hosts against {len(hosts['aws_ec2'])}")
-    compared = ["gpu_hosts", "k3s_agents", "k3s_servers", "storage_nodes", "ec2"] + ["ec2_" + r.replace("-", "_") for r in REGIONS]
+    compared = ["gpu_hosts", "k3s_agents", "k3s_servers", "storage_nodes", "ec2"] + [
+        "ec2_" + r.replace("-", "_") for r in REGIONS
+    ]
     groups = {name: group_members(d) for name, d in data.items()}
     for group in compared:
         members = {name: groups[name].get(group, set()) for name in data}
@@ -209,14 +241,27 @@ def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
-RUNS = (("ours", "cold"), ("ours", "warm"), ("ours_all", "warm"), ("ours_min", "warm"), ("ours", "warm, core defaults"),
-        ("aws_ec2", "cold"), ("aws_ec2", "warm"), ("floor", "static"), ("floor_bare", "static"))
+RUNS = (
+    ("ours", "cold"),
+    ("ours", "warm"),
+    ("ours_all", "warm"),
+    ("ours_min", "warm"),
+    ("ours", "warm, core defaults"),
+    ("aws_ec2", "cold"),
+    ("aws_ec2", "warm"),
+    ("floor", "static"),
+    ("floor_bare", "static"),
+)
 # ansible-core's default for what this repository's ansible.cfg changes: inject_facts_as_vars (on) copies every host's
 # facts into top-level variables, and ansible-inventory --list cleans each host's (empty) facts for it.
 CORE_DEFAULTS = {"ANSIBLE_INJECT_FACT_VARS": "true"}
-LABELS = {"ours_all warm": "ours warm, hostvars: [all]", "ours_min warm": "ours warm, hostvars: [instance_id]",
-          "ours warm, core defaults": "ours warm, ansible-core defaults",
-          "floor static": "script printing ours' output", "floor_bare static": "floor, no host variables"}
+LABELS = {
+    "ours_all warm": "ours warm, hostvars: [all]",
+    "ours_min warm": "ours warm, hostvars: [instance_id]",
+    "ours warm, core defaults": "ours warm, ansible-core defaults",
+    "floor static": "script printing ours' output",
+    "floor_bare static": "floor, no host variables",
+}
 
 
 def main() -> None:
@@ -224,13 +269,21 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--instances", type=int, default=2000, help="in all, spread evenly over the 4 regions")
     parser.add_argument("--load", action="store_true", help="also time the inventory load alone (InventoryManager)")
-    parser.add_argument("--shared-moto", action="store_true", help="one moto process for every region instead of one per region")
+    parser.add_argument(
+        "--shared-moto", action="store_true", help="one moto process for every region instead of one per region"
+    )
     args = parser.parse_args()
 
     directory = Path(tempfile.mkdtemp(prefix="oceanid-bench-inventory-"))
-    print(f"{platform.node()}: {os.cpu_count()} CPUs, Python {platform.python_version()}, load average {os.getloadavg()[0]:.2f}", flush=True)
-    print("settings from this repository's ansible.cfg: "
-          + (", ".join(f"{k}={v}" for k, v in repository_settings().items()) or "none that shape an inventory run"), flush=True)
+    print(
+        f"{platform.node()}: {os.cpu_count()} CPUs, Python {platform.python_version()}, load average {os.getloadavg()[0]:.2f}",
+        flush=True,
+    )
+    print(
+        "settings from this repository's ansible.cfg: "
+        + (", ".join(f"{k}={v}" for k, v in repository_settings().items()) or "none that shape an inventory run"),
+        flush=True,
+    )
     moto = MotoEC2(None if args.shared_moto else REGIONS, log_dir=directory).start()
     try:
         seed(moto, args.instances // len(REGIONS))
@@ -246,7 +299,7 @@ def main() -> None:
             outputs[name] = inventory_list(path, env)[2]
         check_equivalent(outputs)
         for variant in HOSTVARS_VARIANTS:
-            inventory_list(paths[variant], env)        # fills its cache
+            inventory_list(paths[variant], env)  # fills its cache
         paths.update(floors(directory, outputs["ours"]))
 
         times: dict[str, list[float]] = {}
@@ -258,7 +311,9 @@ def main() -> None:
                 if state == "cold":
                     shutil.rmtree(caches[name], ignore_errors=True)
                 moto.clear_calls()
-                elapsed, cpu, _output = inventory_list(paths[name], {**env, **CORE_DEFAULTS} if "core defaults" in state else env)
+                elapsed, cpu, _output = inventory_list(
+                    paths[name], {**env, **CORE_DEFAULTS} if "core defaults" in state else env
+                )
                 key = f"{name} {state}"
                 times.setdefault(key, []).append(elapsed)
                 cpus.setdefault(key, []).append(cpu)
@@ -271,28 +326,44 @@ def main() -> None:
             print(f"round {round_number}: " + ", ".join(line), flush=True)
 
         print()
-        print(f"ansible-inventory --list, {args.rounds} rounds, medians of wall time (min-max), CPU time of ansible-inventory,"
-              " API calls per run:")
+        print(
+            f"ansible-inventory --list, {args.rounds} rounds, medians of wall time (min-max), CPU time of ansible-inventory,"
+            " API calls per run:"
+        )
         for key in (f"{name} {state}" for name, state in RUNS):
-            extra = f", load only {median(times[key + ' load']):.2f} s" if args.load and key in times and key + " load" in times else ""
-            print(f"  {LABELS.get(key, key):30s} {median(times[key]):6.2f} s ({min(times[key]):.2f}-{max(times[key]):.2f}), "
-                  f"CPU {median(cpus[key]):5.2f} s, {max(calls[key])} calls{extra}")
+            extra = (
+                f", load only {median(times[key + ' load']):.2f} s"
+                if args.load and key in times and key + " load" in times
+                else ""
+            )
+            print(
+                f"  {LABELS.get(key, key):30s} {median(times[key]):6.2f} s ({min(times[key]):.2f}-{max(times[key]):.2f}), "
+                f"CPU {median(cpus[key]):5.2f} s, {max(calls[key])} calls{extra}"
+            )
         cold_ratio = median(times["ours cold"]) / median(times["aws_ec2 cold"])
         warm_ratio = median(times["ours warm"]) / median(times["aws_ec2 warm"])
-        print(f"  ratio ours/aws_ec2: cold {cold_ratio:.2f}, warm {warm_ratio:.2f} (CPU: cold "
-              f"{median(cpus['ours cold']) / median(cpus['aws_ec2 cold']):.2f}, warm {median(cpus['ours warm']) / median(cpus['aws_ec2 warm']):.2f})")
-        print(f"  ours warm against a script printing the same inventory: "
-              f"{median(times['ours warm']) - median(times['floor static']):+.2f} s wall, "
-              f"{median(cpus['ours warm']) - median(cpus['floor static']):+.2f} s CPU; "
-              f"the floor without host variables is {median(times['floor_bare static']):.2f} s")
+        print(
+            f"  ratio ours/aws_ec2: cold {cold_ratio:.2f}, warm {warm_ratio:.2f} (CPU: cold "
+            f"{median(cpus['ours cold']) / median(cpus['aws_ec2 cold']):.2f}, warm {median(cpus['ours warm']) / median(cpus['aws_ec2 warm']):.2f})"
+        )
+        print(
+            f"  ours warm against a script printing the same inventory: "
+            f"{median(times['ours warm']) - median(times['floor static']):+.2f} s wall, "
+            f"{median(cpus['ours warm']) - median(cpus['floor static']):+.2f} s CPU; "
+            f"the floor without host variables is {median(times['floor_bare static']):.2f} s"
+        )
         if args.load:
-            print(f"  load-only ratio ours/aws_ec2: cold {median(times['ours cold load']) / median(times['aws_ec2 cold load']):.2f}, "
-                  f"warm {median(times['ours warm load']) / median(times['aws_ec2 warm load']):.2f}")
-        print(f"  targets: cold ratio <= 0.5: {'met' if cold_ratio <= 0.5 else 'NOT met'}; "
-              f"warm under 1 s with no API call: {'met' if median(times['ours warm']) < 1 and max(calls['ours warm']) == 0 else 'NOT met'}"
-              f" (--list {median(times['ours warm']):.2f} s"
-              + (f", load only {median(times['ours warm load']):.2f} s" if args.load else "")
-              + f", {max(calls['ours warm'])} calls; with ansible-core's defaults {median(times['ours warm, core defaults']):.2f} s)")
+            print(
+                f"  load-only ratio ours/aws_ec2: cold {median(times['ours cold load']) / median(times['aws_ec2 cold load']):.2f}, "
+                f"warm {median(times['ours warm load']) / median(times['aws_ec2 warm load']):.2f}"
+            )
+        print(
+            f"  targets: cold ratio <= 0.5: {'met' if cold_ratio <= 0.5 else 'NOT met'}; "
+            f"warm under 1 s with no API call: {'met' if median(times['ours warm']) < 1 and max(calls['ours warm']) == 0 else 'NOT met'}"
+            f" (--list {median(times['ours warm']):.2f} s"
+            + (f", load only {median(times['ours warm load']):.2f} s" if args.load else "")
+            + f", {max(calls['ours warm'])} calls; with ansible-core's defaults {median(times['ours warm, core defaults']):.2f} s)"
+        )
         print(f"load average at the end: {os.getloadavg()[0]:.2f}")
     finally:
         moto.stop()

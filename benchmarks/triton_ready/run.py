@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2025, Oceanid fleet maintainers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -80,14 +79,29 @@ def waiter_commands(url: str, timeout: float, with_ansible: bool) -> dict[str, l
     args = {"url": url, "models": [MODEL], "state": "ready", "timeout": timeout}
     bin_dir = Path(sys.executable).parent
     commands = {
-        "module": [sys.executable, "-m", "ansible_collections.oceanid.fleet.plugins.modules.triton_model_ready",
-                   json.dumps({"ANSIBLE_MODULE_ARGS": args})],
+        "module": [
+            sys.executable,
+            "-m",
+            "ansible_collections.oceanid.fleet.plugins.modules.triton_model_ready",
+            json.dumps({"ANSIBLE_MODULE_ARGS": args}),
+        ],
         "curl": ["bash", "-c", "until curl -sf %s/v2/models/%s/ready; do sleep 1; done" % (url, MODEL)],
     }
     if with_ansible:
-        commands["ansible"] = [str(bin_dir / "ansible"), "localhost", "-c", "local", "-i", "localhost,",
-                               "-e", "ansible_python_interpreter=%s" % sys.executable,
-                               "-m", "oceanid.fleet.triton_model_ready", "-a", json.dumps(args)]
+        commands["ansible"] = [
+            str(bin_dir / "ansible"),
+            "localhost",
+            "-c",
+            "local",
+            "-i",
+            "localhost,",
+            "-e",
+            "ansible_python_interpreter=%s" % sys.executable,
+            "-m",
+            "oceanid.fleet.triton_model_ready",
+            "-a",
+            json.dumps(args),
+        ]
     return commands
 
 
@@ -139,8 +153,12 @@ def unload(server: TritonServer) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--settle", type=float, default=2.0,
-                        help="seconds between starting the waiters and the load, plus a random 0-1 s")
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=2.0,
+        help="seconds between starting the waiters and the load, plus a random 0-1 s",
+    )
     parser.add_argument("--seed", type=int, default=1, help="seed of the random part of the settling time")
     parser.add_argument("--no-ansible", action="store_true", help="leave out the waiter through ansible")
     options = parser.parse_args()
@@ -163,15 +181,23 @@ def main() -> int:
             for number in range(1, options.rounds + 1):
                 result = one_round(server, commands, env, options.settle + jitter.uniform(0.0, 1.0))
                 rounds.append(result)
-                print("round %d: load took %.2f s; after READY: %s; module waited %.2f s" % (
-                    number, result["load_s"], ", ".join("%s %.3f s" % (name, result[name]) for name in commands),
-                    result["module_waited"]))
+                print(
+                    "round %d: load took %.2f s; after READY: %s; module waited %.2f s"
+                    % (
+                        number,
+                        result["load_s"],
+                        ", ".join("%s %.3f s" % (name, result[name]) for name in commands),
+                        result["module_waited"],
+                    )
+                )
                 unload(server)
         finally:
             server.stop()
     medians = {name: statistics.median(r[name] for r in rounds) for name in commands}
-    print("median latency after READY over %d rounds: %s" % (
-        len(rounds), ", ".join("%s %.3f s" % (name, value) for name, value in medians.items())))
+    print(
+        "median latency after READY over %d rounds: %s"
+        % (len(rounds), ", ".join("%s %.3f s" % (name, value) for name, value in medians.items()))
+    )
     print("max latency: %s" % ", ".join("%s %.3f s" % (name, max(r[name] for r in rounds)) for name in commands))
     print("curl loop / module: %.1fx" % (medians["curl"] / medians["module"]))
     if "ansible" in medians:

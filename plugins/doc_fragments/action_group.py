@@ -1,14 +1,9 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2025, Oceanid fleet maintainers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-from __future__ import absolute_import, division, print_function
-__metaclass__ = type
 
-
-class ModuleDocFragment(object):
-
+class ModuleDocFragment:
     # Attributes every module of this collection shares: membership of the fleet action group (see
     # meta/runtime.yml) and the platform. Used as oceanid.fleet.action_group.
     DOCUMENTATION = r"""

@@ -1,14 +1,9 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2025, Oceanid fleet maintainers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-from __future__ import absolute_import, division, print_function
-__metaclass__ = type
 
-
-class ModuleDocFragment(object):
-
+class ModuleDocFragment:
     # Connection options of the modules that talk to Triton's HTTP API
     # (plugins/module_utils/triton.py, TRITON_COMMON_ARGUMENT_SPEC).
     DOCUMENTATION = r"""

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2025, Oceanid fleet maintainers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -286,12 +285,23 @@ except ImportError:  # ansible-core before 2.19 templates every plain str: trust
     def _trust(value):
         return value
 
-from ansible_collections.oceanid.fleet.plugins.module_utils._ec2_gpu import gpu_facts, is_gpu_family, validate_extra_types
+
+from ansible_collections.oceanid.fleet.plugins.module_utils._ec2_gpu import (
+    gpu_facts,
+    is_gpu_family,
+    validate_extra_types,
+)
 
 # Bump when the cached payload's shape or meaning changes: old entries then miss.
 CACHE_FORMAT = 3
 # Environment variables that select another account or endpoint, so they are part of the cache key.
-CACHE_KEY_ENVIRONMENT = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_EC2")
+CACHE_KEY_ENVIRONMENT = (
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_EC2",
+)
 
 STATES = ("pending", "running", "shutting-down", "terminated", "stopping", "stopped")
 ADDRESS_FIELDS = {
@@ -309,12 +319,38 @@ HOSTNAME_FIELDS = {
     "private-dns-name": "private_dns_name",
 }
 # The fields of an instance (module_utils/_ec2_fleet.instance_record) that can become ec2_<field> variables.
-INSTANCE_FIELDS = ("instance_id", "instance_type", "region", "availability_zone", "state", "lifecycle", "launch_time",
-                   "private_ip_address", "public_ip_address", "private_dns_name", "public_dns_name", "ipv6_address",
-                   "subnet_id", "vpc_id", "image_id", "key_name", "architecture", "security_group_ids",
-                   "iam_instance_profile_arn", "tags")
-DEFAULT_HOSTVARS = ["instance_id", "instance_type", "region", "availability_zone", "lifecycle", "private_ip_address",
-                    "public_ip_address", "tags"]
+INSTANCE_FIELDS = (
+    "instance_id",
+    "instance_type",
+    "region",
+    "availability_zone",
+    "state",
+    "lifecycle",
+    "launch_time",
+    "private_ip_address",
+    "public_ip_address",
+    "private_dns_name",
+    "public_dns_name",
+    "ipv6_address",
+    "subnet_id",
+    "vpc_id",
+    "image_id",
+    "key_name",
+    "architecture",
+    "security_group_ids",
+    "iam_instance_profile_arn",
+    "tags",
+)
+DEFAULT_HOSTVARS = [
+    "instance_id",
+    "instance_type",
+    "region",
+    "availability_zone",
+    "lifecycle",
+    "private_ip_address",
+    "public_ip_address",
+    "tags",
+]
 STATIC_KEYS = ("groups", "vars", "gpu")
 # ec2 source key -> (python type(s) accepted, description of the type for messages)
 SOURCE_KEYS = {
@@ -357,7 +393,14 @@ class _FleetConfigError(AnsibleParserError):
 
 def _kind(value):
     """A value's type in words, for messages (ansible-core may hand in tagged subclasses of str, list, dict)."""
-    for kind, words in ((bool, "a boolean"), (str, "a string"), (Mapping, "a mapping"), (list, "a list"), (int, "a number"), (float, "a number")):
+    for kind, words in (
+        (bool, "a boolean"),
+        (str, "a string"),
+        (Mapping, "a mapping"),
+        (list, "a list"),
+        (int, "a number"),
+        (float, "a number"),
+    ):
         if isinstance(value, kind):
             return words
     return type(value).__name__
@@ -418,7 +461,7 @@ def _set_host_variables(inventory, host, variables, mark):
     target = inventory.hosts[host]
     for key, value in variables.items():
         value = mark(value)
-        current = target.vars      # read each time: a merge replaces the host's dict
+        current = target.vars  # read each time: a merge replaces the host's dict
         if key in current and isinstance(value, Mapping) and isinstance(current[key], MutableMapping):
             target.set_variable(key, value)
         else:
@@ -603,7 +646,9 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             if not isinstance(entry.get("vars") or {}, Mapping):
                 problems.append("%s.vars must be a mapping" % where)
             if entry.get("gpu") is not None:
-                problems.extend(p.replace("gpu_types.", where + ".", 1) for p in validate_extra_types({"gpu": entry["gpu"]}))
+                problems.extend(
+                    p.replace("gpu_types.", where + ".", 1) for p in validate_extra_types({"gpu": entry["gpu"]})
+                )
 
         sources = config.get("ec2") or []
         if not isinstance(sources, list):
@@ -637,17 +682,28 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 if state not in STATES:
                     problems.append("%s.states: unknown state '%s'; one of %s" % (where, state, ", ".join(STATES)))
             for hostname in _as_list(raw.get("hostnames")) if isinstance(raw.get("hostnames"), (list, str)) else []:
-                if not (str(hostname).startswith("tag:") and len(str(hostname)) > 4) and hostname not in HOSTNAME_FIELDS:
-                    problems.append("%s.hostnames: unknown '%s'; use tag:<key> or one of %s"
-                                    % (where, hostname, ", ".join(HOSTNAME_FIELDS)))
-            for address in _as_list(raw.get("ansible_host")) if isinstance(raw.get("ansible_host"), (list, str)) else []:
+                if (
+                    not (str(hostname).startswith("tag:") and len(str(hostname)) > 4)
+                    and hostname not in HOSTNAME_FIELDS
+                ):
+                    problems.append(
+                        "%s.hostnames: unknown '%s'; use tag:<key> or one of %s"
+                        % (where, hostname, ", ".join(HOSTNAME_FIELDS))
+                    )
+            for address in (
+                _as_list(raw.get("ansible_host")) if isinstance(raw.get("ansible_host"), (list, str)) else []
+            ):
                 if address not in ADDRESS_FIELDS:
-                    problems.append("%s.ansible_host: unknown '%s'%s; one of %s"
-                                    % (where, address, _suggest(str(address), ADDRESS_FIELDS), ", ".join(ADDRESS_FIELDS)))
+                    problems.append(
+                        "%s.ansible_host: unknown '%s'%s; one of %s"
+                        % (where, address, _suggest(str(address), ADDRESS_FIELDS), ", ".join(ADDRESS_FIELDS))
+                    )
             for field in raw.get("hostvars") or [] if isinstance(raw.get("hostvars"), list) else []:
                 if field != "all" and field not in INSTANCE_FIELDS:
-                    problems.append("%s.hostvars: unknown field '%s'%s; one of all, %s"
-                                    % (where, field, _suggest(str(field), INSTANCE_FIELDS), ", ".join(INSTANCE_FIELDS)))
+                    problems.append(
+                        "%s.hostvars: unknown field '%s'%s; one of all, %s"
+                        % (where, field, _suggest(str(field), INSTANCE_FIELDS), ", ".join(INSTANCE_FIELDS))
+                    )
             for name in (raw.get("filters") or {}) if isinstance(raw.get("filters"), Mapping) else {}:
                 if name == "instance-state-name":
                     problems.append("%s.filters: use states instead of the instance-state-name filter" % where)
@@ -700,18 +756,25 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 payload = None
             if isinstance(payload, Mapping) and payload.get("format") == CACHE_FORMAT:
                 self._replay(payload["ops"])
-                self.display.vvv("oceanid.fleet.fleet: %s from the cache (%d hosts), no AWS call" % (path, payload.get("hosts", 0)))
+                self.display.vvv(
+                    "oceanid.fleet.fleet: %s from the cache (%d hosts), no AWS call" % (path, payload.get("hosts", 0))
+                )
                 return
 
         started = time.monotonic()
         instances, complete = self._query_all()
         recorder = _Recorder(self.inventory)
         self._populate(recorder, instances)
-        self.display.vvv("oceanid.fleet.fleet: %s from %d DescribeInstances pages in %d region queries, %.2f s"
-                         % (path, self.api_calls, sum(len(s.regions) for s in self._sources), time.monotonic() - started))
+        self.display.vvv(
+            "oceanid.fleet.fleet: %s from %d DescribeInstances pages in %d region queries, %.2f s"
+            % (path, self.api_calls, sum(len(s.regions) for s in self._sources), time.monotonic() - started)
+        )
         if use_cache and complete:
-            self._cache[cache_key] = {"format": CACHE_FORMAT, "hosts": len({op[1] for op in recorder.ops if op[0] == "h"}),
-                                      "ops": _plain(recorder.ops)}
+            self._cache[cache_key] = {
+                "format": CACHE_FORMAT,
+                "hosts": len({op[1] for op in recorder.ops if op[0] == "h"}),
+                "ops": _plain(recorder.ops),
+            }
 
     # --- EC2 ---------------------------------------------------------------------------------------
     def _count_call(self):
@@ -738,24 +801,31 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         # Imported here, not at the top: boto3 takes a noticeable part of a second to import, and a cache
         # hit (or an inventory of static hosts only) should not pay for it.
         from ansible_collections.oceanid.fleet.plugins.module_utils import _ec2_fleet  # pylint: disable=import-outside-toplevel
+
         self._ec2 = _ec2_fleet
         if not _ec2_fleet.HAS_BOTO3:
-            raise AnsibleParserError("%s: the ec2 sources need the boto3 Python library on the controller (%s)"
-                                     % (self._path, _ec2_fleet.BOTO3_IMPORT_ERROR.strip().splitlines()[-1]))
+            raise AnsibleParserError(
+                "%s: the ec2 sources need the boto3 Python library on the controller (%s)"
+                % (self._path, _ec2_fleet.BOTO3_IMPORT_ERROR.strip().splitlines()[-1])
+            )
         failures = []
         tasks = []
         sessions = {}
         # boto3 sessions and client creation are not thread-safe: clients are made here, used in threads.
         for source in self._sources:
             try:
-                session = _ec2_fleet.make_session(source.profile, source.access_key, source.secret_key, source.session_token)
+                session = _ec2_fleet.make_session(
+                    source.profile, source.access_key, source.secret_key, source.session_token
+                )
             except Exception as exc:  # pylint: disable=broad-except
                 failures.append((source, "all regions", None, exc))
                 continue
             sessions[source.index] = session
             for region in source.regions:
                 try:
-                    client = _ec2_fleet.make_client(session, "ec2", region, source.endpoint_url, timeout=self.get_option("timeout"))
+                    client = _ec2_fleet.make_client(
+                        session, "ec2", region, source.endpoint_url, timeout=self.get_option("timeout")
+                    )
                 except Exception as exc:  # pylint: disable=broad-except
                     failures.append((source, region, session, exc))
                     continue
@@ -764,7 +834,10 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         results = {}
         workers = max(1, min(int(self.get_option("concurrency") or 1), len(tasks) or 1))
         with concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fleet-ec2") as pool:
-            futures = {pool.submit(self._query_region, source, region, client): (source, region) for source, region, client in tasks}
+            futures = {
+                pool.submit(self._query_region, source, region, client): (source, region)
+                for source, region, client in tasks
+            }
             for future in concurrent.futures.as_completed(futures):
                 source, region = futures[future]
                 try:
@@ -775,11 +848,16 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         if failures:
             lines = []
             for source, region, session, exc in sorted(failures, key=lambda f: (f[0].index, f[1])):
-                credential = _ec2_fleet.describe_credentials(session, source.profile) if session is not None else (
-                    "profile '%s'" % source.profile if source.profile else "the default credential chain")
+                credential = (
+                    _ec2_fleet.describe_credentials(session, source.profile)
+                    if session is not None
+                    else ("profile '%s'" % source.profile if source.profile else "the default credential chain")
+                )
                 endpoint = " via %s" % source.endpoint_url if source.endpoint_url else ""
-                lines.append("ec2 source '%s', region %s%s, credentials: %s: %s"
-                             % (source.name, region, endpoint, credential, _ec2_fleet.error_reason(exc)))
+                lines.append(
+                    "ec2 source '%s', region %s%s, credentials: %s: %s"
+                    % (source.name, region, endpoint, credential, _ec2_fleet.error_reason(exc))
+                )
             if self.get_option("region_errors") == "fail":
                 raise AnsibleParserError("%s: EC2 query failed:\n  - %s" % (self._path, "\n  - ".join(lines)))
             for line in lines:
@@ -810,15 +888,19 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         return value
 
     def _warn_collision(self, source, record, skipped, value):
-        self.display.warning("ec2 source '%s', region %s: instance %s would be named '%s' like instance %s; it is '%s' instead"
-                             % (source.name, record["region"], record["instance_id"], skipped[0], skipped[1], value))
+        self.display.warning(
+            "ec2 source '%s', region %s: instance %s would be named '%s' like instance %s; it is '%s' instead"
+            % (source.name, record["region"], record["instance_id"], skipped[0], skipped[1], value)
+        )
 
     def _gpu_facts_for_type(self, source, record):
         facts = gpu_facts(record["instance_type"], self._gpu_types)
         if facts is None:
             if is_gpu_family(record["instance_type"]):
-                self.display.warning("ec2 source '%s': instance type %s of %s is not in the GPU table; add it to gpu_types"
-                                     % (source.name, record["instance_type"], record["instance_id"]))
+                self.display.warning(
+                    "ec2 source '%s': instance type %s of %s is not in the GPU table; add it to gpu_types"
+                    % (source.name, record["instance_type"], record["instance_id"])
+                )
             return None
         # the same keys as a static host's fleet_gpu; the type is ec2_instance_type already
         facts.pop("instance_type")
@@ -930,7 +1012,9 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
 
                 if compose or conditional_groups or keyed_groups:
                     self._set_composite_vars(compose, merged, name, strict=strict)
-                    self._add_host_to_composed_groups(conditional_groups, merged, name, strict=strict, fetch_hostvars=False)
+                    self._add_host_to_composed_groups(
+                        conditional_groups, merged, name, strict=strict, fetch_hostvars=False
+                    )
                     self._add_host_to_keyed_groups(keyed_groups, merged, name, strict=strict, fetch_hostvars=False)
         finally:
             self.inventory = recorder._inventory  # pylint: disable=protected-access
@@ -968,4 +1052,6 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             elif kind == "v":
                 set_variable(op[1], op[2], _unsafe(op[3]))
             else:
-                raise AnsibleParserError("%s: unexpected cache entry %r; run with --flush-cache" % (self._path, to_native(kind)))
+                raise AnsibleParserError(
+                    "%s: unexpected cache entry %r; run with --flush-cache" % (self._path, to_native(kind))
+                )

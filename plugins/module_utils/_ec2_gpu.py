@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2025, Oceanid fleet maintainers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -12,9 +11,6 @@ gr6, p4d, p4de, p5, p5e, p5en): GPU model, GPUs per instance and memory per GPU 
 it (so an L4 has 22888 MiB, not the 24 GB of the data sheet). Sizes that AWS does not sell are absent.
 Fractional-GPU types (g6f) are left out on purpose: they have no whole GPU.
 """
-
-from __future__ import absolute_import, division, print_function
-__metaclass__ = type
 
 import re
 
@@ -89,7 +85,9 @@ def validate_extra_types(extra_types):
             continue
         unknown = sorted(set(entry) - {"model", "count", "memory_mib"})
         if unknown:
-            problems.append("gpu_types.%s: unknown key(s) %s; expected model, count, memory_mib" % (name, ", ".join(unknown)))
+            problems.append(
+                "gpu_types.%s: unknown key(s) %s; expected model, count, memory_mib" % (name, ", ".join(unknown))
+            )
         missing = sorted({"model", "count", "memory_mib"} - set(entry))
         if missing:
             problems.append("gpu_types.%s: missing %s" % (name, ", ".join(missing)))

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2025, Oceanid fleet maintainers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -24,10 +23,6 @@ Guarantees of hydrate():
 * Free space is checked before the first byte is written.
 """
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
-
 import argparse
 import concurrent.futures
 import ctypes
@@ -52,11 +47,11 @@ import xml.etree.ElementTree as ET
 MANIFEST_FORMAT = "oceanid.model-manifest/1"
 STATE_FORMAT = "oceanid.hydrate-state/1"
 DEFAULT_PART_SIZE = 8 * 1024 * 1024
-MIN_MULTIPART_PART = 5 * 1024 * 1024       # S3's smallest part (all but the last)
-MAX_PARTS = 10000                          # S3's most parts per upload
-DEFAULT_REQUEST_SIZE = 32 * 1024 * 1024   # bytes per ranged GET (several manifest parts)
+MIN_MULTIPART_PART = 5 * 1024 * 1024  # S3's smallest part (all but the last)
+MAX_PARTS = 10000  # S3's most parts per upload
+DEFAULT_REQUEST_SIZE = 32 * 1024 * 1024  # bytes per ranged GET (several manifest parts)
 STREAM_CHUNK = 1024 * 1024
-SPACE_MARGIN = 16 * 1024 * 1024            # kept free beyond what a hydrate writes
+SPACE_MARGIN = 16 * 1024 * 1024  # kept free beyond what a hydrate writes
 UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 _S3_NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
@@ -80,7 +75,7 @@ class VerificationError(TransferError):
     """Bytes that do not match the manifest."""
 
     def __init__(self, message, path=None, expected=None, actual=None):
-        super(VerificationError, self).__init__(message)
+        super().__init__(message)
         self.path = path
         self.expected = expected
         self.actual = actual
@@ -90,6 +85,7 @@ class VerificationError(TransferError):
 # Credentials and endpoint
 # --------------------------------------------------------------------------------------------------
 
+
 class S3Endpoint:
     """Where the object store is and who we are there.
 
@@ -97,8 +93,17 @@ class S3Endpoint:
     Credentials not given here come from the environment or, when botocore is installed, its chain.
     """
 
-    def __init__(self, endpoint_url=None, region=None, access_key=None, secret_key=None, session_token=None,
-                 verify_tls=True, ca_bundle=None, addressing_style="auto"):
+    def __init__(
+        self,
+        endpoint_url=None,
+        region=None,
+        access_key=None,
+        secret_key=None,
+        session_token=None,
+        verify_tls=True,
+        ca_bundle=None,
+        addressing_style="auto",
+    ):
         self.region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
         self.endpoint_url = (endpoint_url or "https://s3.%s.amazonaws.com" % self.region).rstrip("/")
         parsed = urllib.parse.urlsplit(self.endpoint_url)
@@ -113,7 +118,9 @@ class S3Endpoint:
         if addressing_style == "auto":
             addressing_style = "virtual" if endpoint_url is None else "path"
         self.addressing_style = addressing_style
-        self.access_key, self.secret_key, self.session_token = resolve_credentials(access_key, secret_key, session_token)
+        self.access_key, self.secret_key, self.session_token = resolve_credentials(
+            access_key, secret_key, session_token
+        )
 
     def host_header(self, bucket):
         default_port = (self.scheme == "https" and self.port == 443) or (self.scheme == "http" and self.port == 80)
@@ -132,15 +139,19 @@ def resolve_credentials(access_key=None, secret_key=None, session_token=None):
     if access_key and secret_key:
         return access_key, secret_key, session_token
     if access_key or secret_key:
-        raise TransferError("give both access_key and secret_key, or neither (to use the environment or an instance profile)")
+        raise TransferError(
+            "give both access_key and secret_key, or neither (to use the environment or an instance profile)"
+        )
     env_key, env_secret = os.environ.get("AWS_ACCESS_KEY_ID"), os.environ.get("AWS_SECRET_ACCESS_KEY")
     if env_key and env_secret:
         return env_key, env_secret, os.environ.get("AWS_SESSION_TOKEN")
     try:
         import botocore.session  # pylint: disable=import-outside-toplevel
     except ImportError:
-        raise TransferError("no S3 credentials: set access_key/secret_key or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY "
-                            "(install botocore to use profiles and instance roles)")
+        raise TransferError(
+            "no S3 credentials: set access_key/secret_key or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY "
+            "(install botocore to use profiles and instance roles)"
+        )
     credentials = botocore.session.get_session().get_credentials()
     if credentials is None:
         raise TransferError("no S3 credentials found in options, environment, AWS profiles or instance metadata")
@@ -151,6 +162,7 @@ def resolve_credentials(access_key=None, secret_key=None, session_token=None):
 # --------------------------------------------------------------------------------------------------
 # A lean, thread-safe S3 client: SigV4 over keep-alive connections, one per thread
 # --------------------------------------------------------------------------------------------------
+
 
 def _quote(value):
     return urllib.parse.quote(value, safe="-_.~")
@@ -228,20 +240,43 @@ class S3Client:
         if self.endpoint.session_token:
             headers["x-amz-security-token"] = self.endpoint.session_token
         names = sorted(name.lower() for name in headers)
-        lowered = dict((name.lower(), str(value).strip()) for name, value in headers.items())
+        lowered = {name.lower(): str(value).strip() for name, value in headers.items()}
         canonical_query = "&".join("%s=%s" % (_quote(k), _quote(v)) for k, v in sorted(query.items()))
-        canonical = "\n".join([method, path, canonical_query, "".join("%s:%s\n" % (n, lowered[n]) for n in names),
-                               ";".join(names), payload_hash])
+        canonical = "\n".join(
+            [
+                method,
+                path,
+                canonical_query,
+                "".join("%s:%s\n" % (n, lowered[n]) for n in names),
+                ";".join(names),
+                payload_hash,
+            ]
+        )
         scope = "%s/%s/s3/aws4_request" % (date, self.endpoint.region)
         to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()])
         signature = hmac.new(self._signing_key(date), to_sign.encode(), hashlib.sha256).hexdigest()
         headers["Authorization"] = "AWS4-HMAC-SHA256 Credential=%s/%s, SignedHeaders=%s, Signature=%s" % (
-            self.endpoint.access_key, scope, ";".join(names), signature)
+            self.endpoint.access_key,
+            scope,
+            ";".join(names),
+            signature,
+        )
         return canonical_query
 
     # -- requests ------------------------------------------------------------------------------
-    def request(self, method, bucket, key="", query=None, headers=None, body=b"", payload_hash=None,
-                sink=None, kind=None, expect=(200,)):
+    def request(
+        self,
+        method,
+        bucket,
+        key="",
+        query=None,
+        headers=None,
+        body=b"",
+        payload_hash=None,
+        sink=None,
+        kind=None,
+        expect=(200,),
+    ):
         """Send one request (with retries). ``sink(response)`` consumes a streamed body instead of reading it.
 
         Returns an S3Response; raises SourceError for anything not in ``expect`` after retries.
@@ -250,7 +285,9 @@ class S3Client:
         path = self.endpoint.path(bucket, key)
         kind = kind or method
         if payload_hash is None:
-            payload_hash = hashlib.sha256(body).hexdigest() if body else (EMPTY_SHA256 if method != "GET" else UNSIGNED_PAYLOAD)
+            payload_hash = (
+                hashlib.sha256(body).hexdigest() if body else (EMPTY_SHA256 if method != "GET" else UNSIGNED_PAYLOAD)
+            )
         last_error = None
         for attempt in range(self.retries + 1):
             if attempt:
@@ -271,8 +308,10 @@ class S3Client:
                     continue
                 if response.status not in expect:
                     data = response.read()
-                    raise SourceError("%s %s/%s on %s: HTTP %d %s" % (
-                        method, bucket, key, self.endpoint.endpoint_url, response.status, _s3_error(data)))
+                    raise SourceError(
+                        "%s %s/%s on %s: HTTP %d %s"
+                        % (method, bucket, key, self.endpoint.endpoint_url, response.status, _s3_error(data))
+                    )
                 if sink is not None and method != "HEAD":
                     sink(response)
                     return S3Response(response.status, response.headers)
@@ -284,10 +323,12 @@ class S3Client:
                 self._drop_connection(bucket)
                 last_error = "%s: %s" % (type(exc).__name__, exc)
             except BaseException:
-                self._drop_connection(bucket)   # a body may be half read
+                self._drop_connection(bucket)  # a body may be half read
                 raise
-        raise SourceError("%s %s/%s on %s failed after %d attempts: %s" % (
-            method, bucket, key, self.endpoint.endpoint_url, self.retries + 1, last_error))
+        raise SourceError(
+            "%s %s/%s on %s failed after %d attempts: %s"
+            % (method, bucket, key, self.endpoint.endpoint_url, self.retries + 1, last_error)
+        )
 
     def count_received(self, nbytes):
         with self._lock:
@@ -305,7 +346,9 @@ class S3Client:
 
     def put(self, bucket, key, body, content_type=None, sha256=None):
         headers = {"Content-Type": content_type} if content_type else {}
-        return self.request("PUT", bucket, key, headers=headers, body=body, payload_hash=sha256 or hashlib.sha256(body).hexdigest())
+        return self.request(
+            "PUT", bucket, key, headers=headers, body=body, payload_hash=sha256 or hashlib.sha256(body).hexdigest()
+        )
 
     def delete(self, bucket, key):
         self.request("DELETE", bucket, key, kind="DELETE", expect=(200, 204, 404))
@@ -320,9 +363,11 @@ class S3Client:
             root = ET.fromstring(self.request("GET", bucket, "", query=query, kind="LIST").body)
             for item in root.iter(_S3_NS + "Contents"):
                 key = item.findtext(_S3_NS + "Key")
-                objects[key] = {"size": int(item.findtext(_S3_NS + "Size") or 0),
-                                "etag": (item.findtext(_S3_NS + "ETag") or "").strip('"'),
-                                "last_modified": item.findtext(_S3_NS + "LastModified")}
+                objects[key] = {
+                    "size": int(item.findtext(_S3_NS + "Size") or 0),
+                    "etag": (item.findtext(_S3_NS + "ETag") or "").strip('"'),
+                    "last_modified": item.findtext(_S3_NS + "LastModified"),
+                }
             if (root.findtext(_S3_NS + "IsTruncated") or "false").lower() != "true":
                 return objects
             token = root.findtext(_S3_NS + "NextContinuationToken")
@@ -343,6 +388,7 @@ def _s3_error(data):
 # --------------------------------------------------------------------------------------------------
 # Manifests
 # --------------------------------------------------------------------------------------------------
+
 
 def manifest_key(model_key):
     return "manifests/models/%s.json" % model_key
@@ -365,8 +411,8 @@ def list_versions(client, bucket, key):
         if name.endswith(".json") and name[:-5].isdigit() and not name.startswith("0"):
             versions[int(name[:-5])] = "manifest"
     for obj in client.list_objects(bucket, model_prefix(key)):
-        segment = obj[len(model_prefix(key)):].split("/", 1)[0]
-        if segment.isdigit() and not segment.startswith("0") and "/" in obj[len(model_prefix(key)):]:
+        segment = obj[len(model_prefix(key)) :].split("/", 1)[0]
+        if segment.isdigit() and not segment.startswith("0") and "/" in obj[len(model_prefix(key)) :]:
             versions.setdefault(int(segment), "prefix")
     return sorted(versions.items())
 
@@ -401,6 +447,7 @@ def _validate_manifest(manifest, where):
 # --------------------------------------------------------------------------------------------------
 # Local filesystem helpers
 # --------------------------------------------------------------------------------------------------
+
 
 def _walk_files(root):
     """{relative path: os.stat_result} of the regular files under root (empty when root is missing)."""
@@ -450,7 +497,7 @@ def _exchange(staging, dest):
 def _start_writeback(fd, offset, length):
     """Start writing a finished part to disk now (sync_file_range, no wait), so the final sync is short."""
     if _LIBC is not None and hasattr(_LIBC, "sync_file_range"):
-        _LIBC.sync_file_range(fd, ctypes.c_longlong(offset), ctypes.c_longlong(length), 2)   # SYNC_FILE_RANGE_WRITE
+        _LIBC.sync_file_range(fd, ctypes.c_longlong(offset), ctypes.c_longlong(length), 2)  # SYNC_FILE_RANGE_WRITE
 
 
 def _preallocate(fd, size):
@@ -482,6 +529,7 @@ def _sidecar(dest, what):
 # hydrate
 # --------------------------------------------------------------------------------------------------
 
+
 class _Wanted:
     """One file of the source: where it is in S3 and how to check it."""
 
@@ -500,19 +548,33 @@ def _source_files(client, bucket, model_key, prefix):
         where = "s3://%s/%s" % (bucket, manifest_key(model_key))
         head = client.head(bucket, manifest_key(model_key))
         if head is None:
-            raise SourceError("%s does not exist on %s: ingest the model first, or give a prefix" % (where, client.endpoint.endpoint_url))
+            raise SourceError(
+                "%s does not exist on %s: ingest the model first, or give a prefix"
+                % (where, client.endpoint.endpoint_url)
+            )
         body = client.get(bucket, manifest_key(model_key))
         try:
             manifest = _validate_manifest(json.loads(body.decode("utf-8")), where)
         except ValueError as exc:
             raise SourceError("%s is not valid JSON: %s" % (where, exc))
         part_size = int(manifest.get("part_size") or DEFAULT_PART_SIZE)
-        files = [_Wanted(entry["path"], model_prefix(model_key) + entry["path"], entry["size"], entry["sha256"],
-                         entry.get("parts")) for entry in manifest["files"]]
+        files = [
+            _Wanted(
+                entry["path"],
+                model_prefix(model_key) + entry["path"],
+                entry["size"],
+                entry["sha256"],
+                entry.get("parts"),
+            )
+            for entry in manifest["files"]
+        ]
         return files, head.get("ETag", "").strip('"'), part_size, "sha256"
     listing = client.list_objects(bucket, prefix)
-    files = [_Wanted(key[len(prefix):], key, info["size"], etag=info["etag"])
-             for key, info in sorted(listing.items()) if not key.endswith("/") and key[len(prefix):]]
+    files = [
+        _Wanted(key[len(prefix) :], key, info["size"], etag=info["etag"])
+        for key, info in sorted(listing.items())
+        if not key.endswith("/") and key[len(prefix) :]
+    ]
     if not files:
         raise SourceError("nothing under s3://%s/%s on %s" % (bucket, prefix, client.endpoint.endpoint_url))
     return files, None, None, "size+etag"
@@ -523,7 +585,7 @@ def _unchanged_fast_path(client, bucket, model_key, dest, state, delete_extra):
     if not model_key or not state or state.get("manifest_etag") is None or not os.path.isdir(dest):
         return False
     if delete_extra and any(r.get("sha256") is None for r in state.get("files", {}).values()):
-        return False   # extras kept by an earlier run are now to be deleted
+        return False  # extras kept by an earlier run are now to be deleted
     head = client.head(bucket, manifest_key(model_key))
     if head is None or head.get("ETag", "").strip('"') != state["manifest_etag"]:
         return False
@@ -558,15 +620,23 @@ def plan_hydrate(files, dest, state, delete_extra, part_size, verification):
             if same_stat and verification != "sha256" and rec.get("etag") == wanted.etag:
                 keep.append(wanted)
                 continue
-            if verification == "sha256" and not same_stat:
-                # Not recorded (first run on an existing tree, or a run killed after publishing): hash it.
-                if hash_file(os.path.join(dest, wanted.path), part_size)[0] == wanted.sha256:
-                    keep.append(wanted)
-                    continue
+            # Not recorded (first run on an existing tree, or a run killed after publishing): hash it.
+            if (
+                verification == "sha256"
+                and not same_stat
+                and hash_file(os.path.join(dest, wanted.path), part_size)[0] == wanted.sha256
+            ):
+                keep.append(wanted)
+                continue
         fetch.append(wanted)
-    wanted_paths = set(w.path for w in files)
+    wanted_paths = {w.path for w in files}
     extra = sorted(p for p in local if p not in wanted_paths)
-    return {"keep": keep, "fetch": fetch, "delete": extra if delete_extra else [], "carry": [] if delete_extra else extra}
+    return {
+        "keep": keep,
+        "fetch": fetch,
+        "delete": extra if delete_extra else [],
+        "carry": [] if delete_extra else extra,
+    }
 
 
 class _Download:
@@ -589,7 +659,10 @@ class _Download:
         if wanted.size == 0:
             return []
         part_size = self.part_size
-        return [(index, start, min(start + part_size, wanted.size)) for index, start in enumerate(range(0, wanted.size, part_size))]
+        return [
+            (index, start, min(start + part_size, wanted.size))
+            for index, start in enumerate(range(0, wanted.size, part_size))
+        ]
 
     def _expected_part(self, wanted, index):
         if wanted.parts and len(wanted.parts) == (wanted.size + self.part_size - 1) // self.part_size:
@@ -664,7 +737,7 @@ class _Download:
             for index, part_start, part_end in parts:
                 digest = hashlib.sha256()
                 while offset < part_end:
-                    count = response.readinto(view[:min(len(buffer), part_end - offset)])
+                    count = response.readinto(view[: min(len(buffer), part_end - offset)])
                     if not count:
                         raise http.client.IncompleteRead(b"", end - offset)
                     os.pwrite(fd, view[:count], offset)
@@ -677,13 +750,20 @@ class _Download:
                     raise VerificationError(
                         "%s: part %d (bytes %d-%d) has sha256 %s, the manifest says %s"
                         % (wanted.path, index, part_start, part_end - 1, actual, expected),
-                        path=wanted.path, expected=expected, actual=actual)
+                        path=wanted.path,
+                        expected=expected,
+                        actual=actual,
+                    )
             if response.read(1):
-                raise SourceError("s3://%s/%s is larger than the %d bytes the source listed" % (self.bucket, wanted.key, wanted.size))
+                raise SourceError(
+                    "s3://%s/%s is larger than the %d bytes the source listed" % (self.bucket, wanted.key, wanted.size)
+                )
 
-        for attempt in (1, 2):   # one more try for bytes that were wrong on the way (a flaky proxy), then fail
+        for attempt in (1, 2):  # one more try for bytes that were wrong on the way (a flaky proxy), then fail
             try:
-                self.client.request("GET", self.bucket, wanted.key, headers=headers, sink=sink, expect=(200,) if whole else (206,))
+                self.client.request(
+                    "GET", self.bucket, wanted.key, headers=headers, sink=sink, expect=(200,) if whole else (206,)
+                )
                 break
             except VerificationError:
                 if attempt == 2:
@@ -728,23 +808,37 @@ class _Download:
         for wanted in files:
             path = os.path.join(self.partial_dir, wanted.path)
             if os.stat(path).st_size != wanted.size:
-                raise VerificationError("%s: %d bytes arrived, the source says %d" % (wanted.path, os.stat(path).st_size, wanted.size),
-                                        path=wanted.path, expected=wanted.size, actual=os.stat(path).st_size)
+                raise VerificationError(
+                    "%s: %d bytes arrived, the source says %d" % (wanted.path, os.stat(path).st_size, wanted.size),
+                    path=wanted.path,
+                    expected=wanted.size,
+                    actual=os.stat(path).st_size,
+                )
             if self.verification == "sha256":
                 if all(self._expected_part(wanted, index) is not None for index, _s, _e in self._ranges(wanted)):
                     continue
                 actual = hash_file(path, self.part_size)[0]
                 if actual != wanted.sha256:
-                    raise VerificationError("%s: sha256 %s, the manifest says %s" % (wanted.path, actual, wanted.sha256),
-                                            path=wanted.path, expected=wanted.sha256, actual=actual)
+                    raise VerificationError(
+                        "%s: sha256 %s, the manifest says %s" % (wanted.path, actual, wanted.sha256),
+                        path=wanted.path,
+                        expected=wanted.sha256,
+                        actual=actual,
+                    )
             elif wanted.etag and "-" not in wanted.etag and len(wanted.etag) == 32:
-                md5 = hashlib.md5()   # plain-PUT ETags are the MD5 of the bytes (not a security check, a corruption check)
+                md5 = (
+                    hashlib.md5()
+                )  # plain-PUT ETags are the MD5 of the bytes (not a security check, a corruption check)
                 with open(path, "rb") as handle:
                     for chunk in iter(lambda: handle.read(STREAM_CHUNK), b""):
                         md5.update(chunk)
                 if md5.hexdigest() != wanted.etag:
-                    raise VerificationError("%s: MD5 %s, the object's ETag says %s" % (wanted.path, md5.hexdigest(), wanted.etag),
-                                            path=wanted.path, expected=wanted.etag, actual=md5.hexdigest())
+                    raise VerificationError(
+                        "%s: MD5 %s, the object's ETag says %s" % (wanted.path, md5.hexdigest(), wanted.etag),
+                        path=wanted.path,
+                        expected=wanted.etag,
+                        actual=md5.hexdigest(),
+                    )
 
 
 def _free_bytes(path):
@@ -755,8 +849,17 @@ def _free_bytes(path):
     return st.f_bavail * st.f_frsize
 
 
-def hydrate(client, bucket, dest, model_key=None, prefix=None, delete_extra=False, concurrency=16, part_size=None,
-            check_only=False):
+def hydrate(
+    client,
+    bucket,
+    dest,
+    model_key=None,
+    prefix=None,
+    delete_extra=False,
+    concurrency=16,
+    part_size=None,
+    check_only=False,
+):
     """Make ``dest`` an exact, verified copy of a model in S3; see the module docstring for the guarantees."""
     if bool(model_key) == bool(prefix):
         raise TransferError("give exactly one of model_key (with a manifest) or prefix (without)")
@@ -765,9 +868,18 @@ def hydrate(client, bucket, dest, model_key=None, prefix=None, delete_extra=Fals
     if os.path.lexists(dest) and not os.path.isdir(dest):
         raise TransferError("dest %s exists and is not a directory; a model is published as a directory" % dest)
     state = _load_state(dest)
-    result = {"changed": False, "files_fetched": 0, "bytes_fetched": 0, "files_deleted": 0, "files_kept": 0,
-              "seconds": 0.0, "mb_per_s": 0.0, "verification": "sha256" if model_key else "size+etag",
-              "plan": {"fetch": [], "delete": [], "bytes": 0}, "dest": dest}
+    result = {
+        "changed": False,
+        "files_fetched": 0,
+        "bytes_fetched": 0,
+        "files_deleted": 0,
+        "files_kept": 0,
+        "seconds": 0.0,
+        "mb_per_s": 0.0,
+        "verification": "sha256" if model_key else "size+etag",
+        "plan": {"fetch": [], "delete": [], "bytes": 0},
+        "dest": dest,
+    }
     if _unchanged_fast_path(client, bucket, model_key, dest, state, delete_extra):
         result["files_kept"] = len(state["files"])
         result["seconds"] = round(time.monotonic() - started, 3)
@@ -775,13 +887,17 @@ def hydrate(client, bucket, dest, model_key=None, prefix=None, delete_extra=Fals
     files, manifest_etag, manifest_part_size, verification = _source_files(client, bucket, model_key, prefix)
     part_size = part_size or manifest_part_size or DEFAULT_PART_SIZE
     plan = plan_hydrate(files, dest, state, delete_extra, manifest_part_size or part_size, verification)
-    result["plan"] = {"fetch": [w.path for w in plan["fetch"]], "delete": plan["delete"], "bytes": sum(w.size for w in plan["fetch"])}
+    result["plan"] = {
+        "fetch": [w.path for w in plan["fetch"]],
+        "delete": plan["delete"],
+        "bytes": sum(w.size for w in plan["fetch"]),
+    }
     result["files_kept"] = len(plan["keep"])
     needs_publish = bool(plan["fetch"] or plan["delete"]) or not os.path.isdir(dest)
     if check_only or not needs_publish:
         result["changed"] = needs_publish
         if not check_only and not needs_publish:
-            _record_state(dest, files, manifest_etag, verification)   # e.g. a tree that was there before, now recorded
+            _record_state(dest, files, manifest_etag, verification)  # e.g. a tree that was there before, now recorded
         result["seconds"] = round(time.monotonic() - started, 3)
         return result
 
@@ -800,8 +916,10 @@ def hydrate(client, bucket, dest, model_key=None, prefix=None, delete_extra=Fals
     needed = sum(w.size for w in plan["fetch"]) - already + SPACE_MARGIN
     free = _free_bytes(os.path.dirname(dest))
     if needed > free:
-        raise SpaceError("not enough space for %s: %d bytes to write (+%d margin), %d free on its filesystem; nothing was written"
-                         % (dest, needed - SPACE_MARGIN, SPACE_MARGIN, free))
+        raise SpaceError(
+            "not enough space for %s: %d bytes to write (+%d margin), %d free on its filesystem; nothing was written"
+            % (dest, needed - SPACE_MARGIN, SPACE_MARGIN, free)
+        )
 
     os.makedirs(partial_dir, exist_ok=True)
     download.run(plan["fetch"])
@@ -811,9 +929,14 @@ def hydrate(client, bucket, dest, model_key=None, prefix=None, delete_extra=Fals
     shutil.rmtree(partial_dir, ignore_errors=True)
 
     seconds = time.monotonic() - started
-    result.update(changed=True, files_fetched=len(plan["fetch"]), bytes_fetched=download.bytes_fetched,
-                  files_deleted=len(plan["delete"]), seconds=round(seconds, 3),
-                  mb_per_s=round(download.bytes_fetched / 1e6 / seconds, 1) if seconds > 0 else 0.0)
+    result.update(
+        changed=True,
+        files_fetched=len(plan["fetch"]),
+        bytes_fetched=download.bytes_fetched,
+        files_deleted=len(plan["delete"]),
+        seconds=round(seconds, 3),
+        mb_per_s=round(download.bytes_fetched / 1e6 / seconds, 1) if seconds > 0 else 0.0,
+    )
     return result
 
 
@@ -822,7 +945,7 @@ def _publish(dest, plan, partial_dir):
     parent = os.path.dirname(dest)
     os.makedirs(parent, exist_ok=True)
     base = os.path.basename(dest)
-    for name in os.listdir(parent):   # staging left by a killed run
+    for name in os.listdir(parent):  # staging left by a killed run
         if name.startswith(".%s.staging-" % base) or name.startswith(".%s.old-" % base):
             shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
     staging = _sidecar(dest, "staging-%d" % os.getpid())
@@ -841,7 +964,7 @@ def _publish(dest, plan, partial_dir):
         if not os.path.exists(dest):
             os.rename(staging, dest)
         elif _exchange(staging, dest):
-            shutil.rmtree(staging)            # now the old tree
+            shutil.rmtree(staging)  # now the old tree
         else:
             old = _sidecar(dest, "old-%d" % os.getpid())
             os.rename(dest, old)
@@ -863,8 +986,13 @@ def _record_state(dest, files, manifest_etag, verification):
     for wanted in files:
         st = local.get(wanted.path)
         if st is not None:
-            record["files"][wanted.path] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": wanted.sha256, "etag": wanted.etag}
-    for path, st in local.items():   # carried extras are part of the tree too
+            record["files"][wanted.path] = {
+                "size": st.st_size,
+                "mtime_ns": st.st_mtime_ns,
+                "sha256": wanted.sha256,
+                "etag": wanted.etag,
+            }
+    for path, st in local.items():  # carried extras are part of the tree too
         record["files"].setdefault(path, {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": None, "etag": None})
     _write_json_atomic(_sidecar(dest, "oceanid-state.json"), record)
 
@@ -873,13 +1001,16 @@ def _record_state(dest, files, manifest_etag, verification):
 # ingest
 # --------------------------------------------------------------------------------------------------
 
+
 def _upload_file(client, bucket, key, path, size, sha256, parts, part_size, pool):
     if size <= part_size:
         with open(path, "rb") as handle:
             client.put(bucket, key, handle.read(), sha256=sha256)
         return
     created = client.request("POST", bucket, key, query={"uploads": ""}, kind="POST")
-    upload_id = ET.fromstring(created.body).findtext(_S3_NS + "UploadId") or ET.fromstring(created.body).findtext("UploadId")
+    upload_id = ET.fromstring(created.body).findtext(_S3_NS + "UploadId") or ET.fromstring(created.body).findtext(
+        "UploadId"
+    )
     if not upload_id:
         raise SourceError("no UploadId in the answer to CreateMultipartUpload for s3://%s/%s" % (bucket, key))
 
@@ -887,14 +1018,21 @@ def _upload_file(client, bucket, key, path, size, sha256, parts, part_size, pool
         with open(path, "rb") as handle:
             handle.seek((number - 1) * part_size)
             data = handle.read(part_size)
-        response = client.request("PUT", bucket, key, query={"partNumber": str(number), "uploadId": upload_id},
-                                  body=data, payload_hash=parts[number - 1])
+        response = client.request(
+            "PUT",
+            bucket,
+            key,
+            query={"partNumber": str(number), "uploadId": upload_id},
+            body=data,
+            payload_hash=parts[number - 1],
+        )
         return number, response.headers.get("ETag")
 
     try:
         etags = dict(pool.map(upload_part, range(1, len(parts) + 1)))
         body = "<CompleteMultipartUpload>%s</CompleteMultipartUpload>" % "".join(
-            "<Part><PartNumber>%d</PartNumber><ETag>%s</ETag></Part>" % (n, etags[n]) for n in sorted(etags))
+            "<Part><PartNumber>%d</PartNumber><ETag>%s</ETag></Part>" % (n, etags[n]) for n in sorted(etags)
+        )
         client.request("POST", bucket, key, query={"uploadId": upload_id}, body=body.encode(), kind="POST")
     except BaseException:
         try:
@@ -904,8 +1042,17 @@ def _upload_file(client, bucket, key, path, size, sha256, parts, part_size, pool
         raise
 
 
-def ingest(client, bucket, src_dir, model_key, label=None, tags=None, part_size=DEFAULT_PART_SIZE, concurrency=16,
-           check_only=False):
+def ingest(
+    client,
+    bucket,
+    src_dir,
+    model_key,
+    label=None,
+    tags=None,
+    part_size=DEFAULT_PART_SIZE,
+    concurrency=16,
+    check_only=False,
+):
     """Upload a model directory to models/<key>/ and write manifests/models/<key>.json last; idempotent."""
     started = time.monotonic()
     if not os.path.isdir(src_dir):
@@ -915,15 +1062,20 @@ def ingest(client, bucket, src_dir, model_key, label=None, tags=None, part_size=
     local = _walk_files(src_dir)
     for path, st in local.items():
         if (st.st_size + part_size - 1) // part_size > MAX_PARTS:
-            raise TransferError("%s: %d bytes need more than %d parts of %d bytes; raise part_size" % (path, st.st_size, MAX_PARTS, part_size))
+            raise TransferError(
+                "%s: %d bytes need more than %d parts of %d bytes; raise part_size"
+                % (path, st.st_size, MAX_PARTS, part_size)
+            )
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-        digests = dict(zip(sorted(local), pool.map(lambda p: hash_file(os.path.join(src_dir, p), part_size), sorted(local))))
+        digests = dict(
+            zip(sorted(local), pool.map(lambda p: hash_file(os.path.join(src_dir, p), part_size), sorted(local)))
+        )
     existing_body = client.get(bucket, manifest_key(model_key), missing_ok=True)
     try:
         existing = json.loads(existing_body.decode("utf-8")) if existing_body else {}
     except ValueError:
         existing = {}
-    known = dict((f["path"], f) for f in existing.get("files", []) if isinstance(f, dict) and "path" in f)
+    known = {f["path"]: f for f in existing.get("files", []) if isinstance(f, dict) and "path" in f}
     stored = client.list_objects(bucket, model_prefix(model_key))
     files, upload, skipped = [], [], []
     for path in sorted(local):
@@ -931,28 +1083,64 @@ def ingest(client, bucket, src_dir, model_key, label=None, tags=None, part_size=
         sha256, parts = digests[path]
         files.append({"path": path, "size": size, "sha256": sha256, "parts": parts})
         previous, obj = known.get(path), stored.get(model_prefix(model_key) + path)
-        same = previous and previous.get("sha256") == sha256 and previous.get("size") == size and existing.get("part_size") == part_size
+        same = (
+            previous
+            and previous.get("sha256") == sha256
+            and previous.get("size") == size
+            and existing.get("part_size") == part_size
+        )
         if same and obj is not None and obj["size"] == size:
             skipped.append(path)
         else:
             upload.append(path)
-    manifest = {"format": MANIFEST_FORMAT, "key": model_key, "label": label or model_key, "tags": tags or {},
-                "part_size": part_size, "files": files}
-    comparable = dict((k, v) for k, v in existing.items() if k != "created")
+    manifest = {
+        "format": MANIFEST_FORMAT,
+        "key": model_key,
+        "label": label or model_key,
+        "tags": tags or {},
+        "part_size": part_size,
+        "files": files,
+    }
+    comparable = {k: v for k, v in existing.items() if k != "created"}
     manifest_changed = comparable != manifest
-    result = {"changed": bool(upload) or manifest_changed, "uploaded": upload, "skipped": skipped,
-              "bytes_uploaded": 0, "manifest_key": manifest_key(model_key), "seconds": 0.0}
+    result = {
+        "changed": bool(upload) or manifest_changed,
+        "uploaded": upload,
+        "skipped": skipped,
+        "bytes_uploaded": 0,
+        "manifest_key": manifest_key(model_key),
+        "seconds": 0.0,
+    }
     if check_only or not result["changed"]:
         result["seconds"] = round(time.monotonic() - started, 3)
         return result
-    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool, \
-            concurrent.futures.ThreadPoolExecutor(max_workers=max(1, concurrency)) as part_pool:
-        jobs = [pool.submit(_upload_file, client, bucket, model_prefix(model_key) + path, os.path.join(src_dir, path),
-                            local[path].st_size, digests[path][0], digests[path][1], part_size, part_pool) for path in upload]
+    with concurrent.futures.ThreadPoolExecutor(
+        max_workers=max(1, concurrency)
+    ) as pool, concurrent.futures.ThreadPoolExecutor(max_workers=max(1, concurrency)) as part_pool:
+        jobs = [
+            pool.submit(
+                _upload_file,
+                client,
+                bucket,
+                model_prefix(model_key) + path,
+                os.path.join(src_dir, path),
+                local[path].st_size,
+                digests[path][0],
+                digests[path][1],
+                part_size,
+                part_pool,
+            )
+            for path in upload
+        ]
         for job in concurrent.futures.as_completed(jobs):
             job.result()
     manifest["created"] = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    client.put(bucket, manifest_key(model_key), json.dumps(manifest, indent=1, sort_keys=True).encode(), content_type="application/json")
+    client.put(
+        bucket,
+        manifest_key(model_key),
+        json.dumps(manifest, indent=1, sort_keys=True).encode(),
+        content_type="application/json",
+    )
     result["bytes_uploaded"] = sum(local[p].st_size for p in upload)
     result["seconds"] = round(time.monotonic() - started, 3)
     return result
@@ -962,9 +1150,12 @@ def ingest(client, bucket, src_dir, model_key, label=None, tags=None, part_size=
 # Command line (the model puller and the benchmark run this file directly)
 # --------------------------------------------------------------------------------------------------
 
+
 def _parser():
     parser = argparse.ArgumentParser(description="Verified, atomic model transfers between S3 and a local directory.")
-    parser.add_argument("--endpoint-url", default=os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL"))
+    parser.add_argument(
+        "--endpoint-url", default=os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    )
     parser.add_argument("--region", default=None)
     parser.add_argument("--bucket", required=True)
     parser.add_argument("--concurrency", type=int, default=16)
@@ -990,19 +1181,40 @@ def _parser():
 def main(argv=None):
     args = _parser().parse_args(argv)
     try:
-        client = S3Client(S3Endpoint(args.endpoint_url, args.region, verify_tls=not args.no_verify_tls),
-                          max_connections=args.concurrency)
+        client = S3Client(
+            S3Endpoint(args.endpoint_url, args.region, verify_tls=not args.no_verify_tls),
+            max_connections=args.concurrency,
+        )
         if args.command == "hydrate":
-            result = hydrate(client, args.bucket, args.dest, model_key=args.model_key, prefix=args.prefix,
-                             delete_extra=args.delete_extra, concurrency=args.concurrency, check_only=args.check)
+            result = hydrate(
+                client,
+                args.bucket,
+                args.dest,
+                model_key=args.model_key,
+                prefix=args.prefix,
+                delete_extra=args.delete_extra,
+                concurrency=args.concurrency,
+                check_only=args.check,
+            )
         else:
-            result = ingest(client, args.bucket, args.src, args.model_key, label=args.label, part_size=args.part_size,
-                            concurrency=args.concurrency, check_only=args.check)
+            result = ingest(
+                client,
+                args.bucket,
+                args.src,
+                args.model_key,
+                label=args.label,
+                part_size=args.part_size,
+                concurrency=args.concurrency,
+                check_only=args.check,
+            )
         result["requests"] = client.stats
     except TransferError as exc:
         sys.stderr.write("error: %s\n" % exc)
         return 1
-    sys.stdout.write((json.dumps(result, sort_keys=True) if args.json else "\n".join("%s: %s" % kv for kv in sorted(result.items()))) + "\n")
+    sys.stdout.write(
+        (json.dumps(result, sort_keys=True) if args.json else "\n".join("%s: %s" % kv for kv in sorted(result.items())))
+        + "\n"
+    )
     return 0
 
 

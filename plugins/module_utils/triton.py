@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2025, Oceanid fleet maintainers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -16,9 +15,6 @@ Health and readiness calls return booleans for Triton's documented "no" answers 
 400/404/503 for model readiness) and raise for anything else, so a wrong header (403) or a proxy error
 is reported instead of being read as "not ready".
 """
-
-from __future__ import absolute_import, division, print_function
-__metaclass__ = type
 
 import base64
 import http.client
@@ -45,16 +41,16 @@ _POLLING_MESSAGE = "polling is enabled"
 DEFAULT_URL = "http://127.0.0.1:8000"
 
 # Connection options shared by the Triton modules (documented in the oceanid.fleet.triton doc fragment).
-TRITON_COMMON_ARGUMENT_SPEC = dict(
-    url=dict(type="str", default=DEFAULT_URL),
-    headers=dict(type="dict", default={}, no_log=True),
-    validate_certs=dict(type="bool", default=True),
-)
+TRITON_COMMON_ARGUMENT_SPEC = {
+    "url": {"type": "str", "default": DEFAULT_URL},
+    "headers": {"type": "dict", "default": {}, "no_log": True},
+    "validate_certs": {"type": "bool", "default": True},
+}
 
 
 def triton_argument_spec():
     """A fresh copy of the shared connection options, to extend with a module's own."""
-    return dict((name, dict(spec)) for name, spec in TRITON_COMMON_ARGUMENT_SPEC.items())
+    return {name: dict(spec) for name, spec in TRITON_COMMON_ARGUMENT_SPEC.items()}
 
 
 class TritonError(Exception):
@@ -63,7 +59,7 @@ class TritonError(Exception):
     unreachable = False
 
     def __init__(self, message, status=None, url=None, method=None):
-        super(TritonError, self).__init__(message)
+        super().__init__(message)
         self.message = message
         self.status = status
         self.url = url
@@ -92,7 +88,7 @@ def validate_url(url):
         return "url must be a non-empty string such as %s" % DEFAULT_URL
     try:
         parts = urlsplit(url)
-        parts.port  # pylint: disable=pointless-statement  # raises ValueError for a bad port
+        _ = parts.port  # raises ValueError for a bad port
     except ValueError as exc:
         return "url %r is not a valid URL: %s" % (url, exc)
     if parts.scheme not in ("http", "https"):
@@ -145,7 +141,7 @@ def _transport_message(exc):
     return text
 
 
-class TritonClient(object):
+class TritonClient:
     """Triton's HTTP API at ``url`` (``http://host:port`` or ``https://...``, optionally with a path prefix).
 
     ``headers`` go with every request (e.g. Cloudflare Access service-token headers); ``timeout`` is the
@@ -200,8 +196,9 @@ class TritonClient(object):
                 raw = b""
             status = exc.code
             if status not in expect:
-                raise TritonError(_error_message(raw, status, getattr(exc, "reason", "")), status=status,
-                                  url=url, method=method)
+                raise TritonError(
+                    _error_message(raw, status, getattr(exc, "reason", "")), status=status, url=url, method=method
+                )
         except (URLError, socket.timeout, OSError, http.client.HTTPException, ssl.SSLError, ValueError) as exc:
             # ValueError: e.g. a header value with a newline; reported like the other "no answer" cases.
             raise TritonUnreachable(_transport_message(exc), url=url, method=method)
@@ -241,8 +238,12 @@ class TritonClient(object):
         if result is None:
             return []
         if not isinstance(result, list) or not all(isinstance(entry, dict) and "name" in entry for entry in result):
-            raise TritonError("unexpected repository index (not a list of models): %.200r" % (result,),
-                              status=200, url=self.url + "/v2/repository/index", method="POST")
+            raise TritonError(
+                "unexpected repository index (not a list of models): %.200r" % (result,),
+                status=200,
+                url=self.url + "/v2/repository/index",
+                method="POST",
+            )
         return result
 
     def model_ready(self, name, version=None, timeout=None):

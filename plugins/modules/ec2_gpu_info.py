@@ -1,11 +1,8 @@
 #!/usr/bin/python
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2025, Oceanid fleet maintainers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-from __future__ import absolute_import, division, print_function
-__metaclass__ = type
 
 DOCUMENTATION = r"""
 module: ec2_gpu_info
@@ -164,71 +161,83 @@ except ImportError:
 
 
 def list_region(client, region, params):
-    filters = [{'Name': 'instance-state-name', 'Values': params['states']}]
-    for key, value in params['tags'].items():
+    filters = [{"Name": "instance-state-name", "Values": params["states"]}]
+    for key, value in params["tags"].items():
         values = value if isinstance(value, list) else [value]
-        filters.append({'Name': 'tag:%s' % key, 'Values': [str(v) for v in values]})
+        filters.append({"Name": "tag:%s" % key, "Values": [str(v) for v in values]})
     records = []
-    for page in client.get_paginator('describe_instances').paginate(Filters=filters):
-        for reservation in page.get('Reservations', []):
-            for instance in reservation.get('Instances', []):
+    for page in client.get_paginator("describe_instances").paginate(Filters=filters):
+        for reservation in page.get("Reservations", []):
+            for instance in reservation.get("Instances", []):
                 record = _ec2_fleet.instance_record(instance, region)
-                record['gpu'] = gpu_facts(record['instance_type'])
-                if record['gpu'] or not params['gpu_only']:
+                record["gpu"] = gpu_facts(record["instance_type"])
+                if record["gpu"] or not params["gpu_only"]:
                     records.append(record)
     volumes = {}
-    ids = [r['instance_id'] for r in records]
+    ids = [r["instance_id"] for r in records]
     for start in range(0, len(ids), 200):
-        chunk = ids[start:start + 200]
-        for page in client.get_paginator('describe_volumes').paginate(Filters=[{'Name': 'attachment.instance-id', 'Values': chunk}]):
-            for volume in page.get('Volumes', []):
-                for attachment in volume.get('Attachments', []):
-                    volumes.setdefault(attachment.get('InstanceId'), []).append({'size': volume.get('Size'), 'type': volume.get('VolumeType')})
+        chunk = ids[start : start + 200]
+        for page in client.get_paginator("describe_volumes").paginate(
+            Filters=[{"Name": "attachment.instance-id", "Values": chunk}]
+        ):
+            for volume in page.get("Volumes", []):
+                for attachment in volume.get("Attachments", []):
+                    volumes.setdefault(attachment.get("InstanceId"), []).append(
+                        {"size": volume.get("Size"), "type": volume.get("VolumeType")}
+                    )
     return records, volumes
 
 
 def main():
     argument_spec = dict(_ec2_fleet.EC2_COMMON_ARGUMENT_SPEC)
     argument_spec.update(
-        regions=dict(type='list', elements='str', default=[]),
-        tags=dict(type='dict', default={'fleet:managed': 'true'}),
-        states=dict(type='list', elements='str', default=['pending', 'running']),
-        gpu_only=dict(type='bool', default=True),
-        prices=dict(type='dict', default={}),
-        now=dict(type='str'),
+        regions={"type": "list", "elements": "str", "default": []},
+        tags={"type": "dict", "default": {"fleet:managed": "true"}},
+        states={"type": "list", "elements": "str", "default": ["pending", "running"]},
+        gpu_only={"type": "bool", "default": True},
+        prices={"type": "dict", "default": {}},
+        now={"type": "str"},
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     if not _ec2_fleet.HAS_BOTO3:
-        module.fail_json(msg=missing_required_lib('boto3'), exception=_ec2_fleet.BOTO3_IMPORT_ERROR)
+        module.fail_json(msg=missing_required_lib("boto3"), exception=_ec2_fleet.BOTO3_IMPORT_ERROR)
     p = module.params
     try:
-        now = _ec2_cost.parse_time(p['now']) if p['now'] else datetime.datetime.now(datetime.timezone.utc)
+        now = _ec2_cost.parse_time(p["now"]) if p["now"] else datetime.datetime.now(datetime.timezone.utc)
     except ValueError as exc:
-        module.fail_json(msg='now is not an ISO 8601 time: %s' % exc)
-    regions = p['regions'] or ([p['region']] if p['region'] else [])
+        module.fail_json(msg="now is not an ISO 8601 time: %s" % exc)
+    regions = p["regions"] or ([p["region"]] if p["region"] else [])
 
     session = None
     rows = []
     region = None
     try:
-        session = _ec2_fleet.make_session(p['profile'], p['access_key'], p['secret_key'], p['session_token'])
+        session = _ec2_fleet.make_session(p["profile"], p["access_key"], p["secret_key"], p["session_token"])
         if not regions:
             regions = [session.region_name] if session.region_name else []
         if not regions:
-            module.fail_json(msg='no region: set regions or region (or AWS_DEFAULT_REGION)')
+            module.fail_json(msg="no region: set regions or region (or AWS_DEFAULT_REGION)")
         for region in regions:
-            client = _ec2_fleet.make_client(session, 'ec2', region, p['endpoint_url'], timeout=p['api_timeout'])
+            client = _ec2_fleet.make_client(session, "ec2", region, p["endpoint_url"], timeout=p["api_timeout"])
             records, volumes = list_region(client, region, p)
-            for record in sorted(records, key=lambda r: (r['launch_time'] or '', r['instance_id'])):
-                rows.append(_ec2_cost.session_row(record, volumes.get(record['instance_id'], []), p['prices'], now))
+            for record in sorted(records, key=lambda r: (r["launch_time"] or "", r["instance_id"])):
+                rows.append(_ec2_cost.session_row(record, volumes.get(record["instance_id"], []), p["prices"], now))
     except (BotoCoreError, ClientError) as exc:
-        credential = _ec2_fleet.describe_credentials(session, p['profile']) if session is not None else 'unusable'
-        module.fail_json(msg='listing GPU instances in %s failed (credentials: %s): %s' % (region, credential, _ec2_fleet.error_reason(exc)),
-                         exception=traceback.format_exc())
+        credential = _ec2_fleet.describe_credentials(session, p["profile"]) if session is not None else "unusable"
+        module.fail_json(
+            msg="listing GPU instances in %s failed (credentials: %s): %s"
+            % (region, credential, _ec2_fleet.error_reason(exc)),
+            exception=traceback.format_exc(),
+        )
     total = _ec2_cost.totals(rows)
-    module.exit_json(changed=False, instances=rows, totals=total, csv=_ec2_cost.to_csv(rows, total),
-                     price_table_as_of=str(p['prices'].get('as_of', '')))
+    module.exit_json(
+        changed=False,
+        instances=rows,
+        totals=total,
+        csv=_ec2_cost.to_csv(rows, total),
+        price_table_as_of=str(p["prices"].get("as_of", "")),
+    )
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     main()

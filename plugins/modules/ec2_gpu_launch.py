@@ -1,11 +1,8 @@
 #!/usr/bin/python
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2025, Oceanid fleet maintainers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-from __future__ import absolute_import, division, print_function
-__metaclass__ = type
 
 DOCUMENTATION = r"""
 module: ec2_gpu_launch
@@ -249,17 +246,17 @@ try:
 except ImportError:
     pass  # reported through _ec2_fleet.HAS_BOTO3
 
-LIVE_STATES = ['pending', 'running', 'stopping', 'stopped']
-THROTTLING = ('RequestLimitExceeded', 'Throttling', 'ThrottlingException')
+LIVE_STATES = ["pending", "running", "stopping", "stopped"]
+THROTTLING = ("RequestLimitExceeded", "Throttling", "ThrottlingException")
 
 
-class Launcher(object):
+class Launcher:
     """The work of the module, kept apart from AnsibleModule so that unit tests can drive it with a fake client."""
 
     def __init__(self, module, client, launch_client, sleep=None):
         self.module = module
         self.params = module.params
-        self.client = client                # default retries, for reads and waits
+        self.client = client  # default retries, for reads and waits
         self.launch_client = launch_client  # no retries: a capacity error must not be sent again
         self.sleep = sleep or _sleep
         self.attempts = []
@@ -267,91 +264,106 @@ class Launcher(object):
 
     def fail(self, msg, exc=None, **extra):
         if exc is not None:
-            extra['exception'] = traceback.format_exc()
+            extra["exception"] = traceback.format_exc()
         self.module.fail_json(msg=msg, attempts=self.attempts, **extra)
 
     def existing(self):
-        reservations = self.client.describe_instances(Filters=[
-            {'Name': 'tag:Name', 'Values': [self.params['name']]},
-            {'Name': 'instance-state-name', 'Values': LIVE_STATES},
-        ]).get('Reservations', [])
-        return [i for r in reservations for i in r.get('Instances', [])]
+        reservations = self.client.describe_instances(
+            Filters=[
+                {"Name": "tag:Name", "Values": [self.params["name"]]},
+                {"Name": "instance-state-name", "Values": LIVE_STATES},
+            ]
+        ).get("Reservations", [])
+        return [i for r in reservations for i in r.get("Instances", [])]
 
     def subnets(self):
-        wanted = self.params['subnets']
+        wanted = self.params["subnets"]
         try:
-            found = self.client.describe_subnets(SubnetIds=wanted).get('Subnets', [])
+            found = self.client.describe_subnets(SubnetIds=wanted).get("Subnets", [])
         except ClientError as exc:
-            self.fail("the profile's subnets could not be looked up in %s: %s" % (self.params['region'], _ec2_fleet.error_reason(exc)), exc)
-        by_id = dict((s['SubnetId'], s) for s in found)
+            self.fail(
+                "the profile's subnets could not be looked up in %s: %s"
+                % (self.params["region"], _ec2_fleet.error_reason(exc)),
+                exc,
+            )
+        by_id = {s["SubnetId"]: s for s in found}
         missing = [s for s in wanted if s not in by_id]
         if missing:
-            self.fail('subnet(s) not found in %s: %s' % (self.params['region'], ', '.join(missing)))
-        ordered = [{'subnet_id': s, 'availability_zone': by_id[s].get('AvailabilityZone'), 'vpc_id': by_id[s].get('VpcId')} for s in wanted]
-        vpcs = sorted(set(s['vpc_id'] for s in ordered))
+            self.fail("subnet(s) not found in %s: %s" % (self.params["region"], ", ".join(missing)))
+        ordered = [
+            {"subnet_id": s, "availability_zone": by_id[s].get("AvailabilityZone"), "vpc_id": by_id[s].get("VpcId")}
+            for s in wanted
+        ]
+        vpcs = sorted({s["vpc_id"] for s in ordered})
         if len(vpcs) > 1:
-            self.module.warn('the subnets are in different VPCs (%s); security groups belong to one VPC' % ', '.join(vpcs))
+            self.module.warn(
+                "the subnets are in different VPCs (%s); security groups belong to one VPC" % ", ".join(vpcs)
+            )
         return ordered
 
     def root_device_name(self):
-        volume = self.params['root_volume']
-        if volume.get('device_name'):
-            return volume['device_name']
+        volume = self.params["root_volume"]
+        if volume.get("device_name"):
+            return volume["device_name"]
         try:
-            images = self.client.describe_images(ImageIds=[self.params['image_id']]).get('Images', [])
+            images = self.client.describe_images(ImageIds=[self.params["image_id"]]).get("Images", [])
         except ClientError as exc:
-            self.fail('AMI %s could not be looked up in %s: %s' % (self.params['image_id'], self.params['region'], _ec2_fleet.error_reason(exc)), exc)
+            self.fail(
+                "AMI %s could not be looked up in %s: %s"
+                % (self.params["image_id"], self.params["region"], _ec2_fleet.error_reason(exc)),
+                exc,
+            )
         if not images:
-            self.fail('AMI %s not found in %s' % (self.params['image_id'], self.params['region']))
-        return images[0].get('RootDeviceName') or '/dev/sda1'
+            self.fail("AMI %s not found in %s" % (self.params["image_id"], self.params["region"]))
+        return images[0].get("RootDeviceName") or "/dev/sda1"
 
     def request(self, subnet, dry_run=False):
         p = self.params
-        tags = dict(p['tags'])
-        tags['Name'] = p['name']
-        tags.setdefault('fleet:managed', 'true')
+        tags = dict(p["tags"])
+        tags["Name"] = p["name"]
+        tags.setdefault("fleet:managed", "true")
         request = {
-            'ImageId': p['image_id'],
-            'InstanceType': p['instance_type'],
-            'MinCount': 1,
-            'MaxCount': 1,
-            'TagSpecifications': [
-                {'ResourceType': 'instance', 'Tags': _ec2_fleet.boto3_tags(tags)},
-                {'ResourceType': 'volume', 'Tags': _ec2_fleet.boto3_tags(tags)},
+            "ImageId": p["image_id"],
+            "InstanceType": p["instance_type"],
+            "MinCount": 1,
+            "MaxCount": 1,
+            "TagSpecifications": [
+                {"ResourceType": "instance", "Tags": _ec2_fleet.boto3_tags(tags)},
+                {"ResourceType": "volume", "Tags": _ec2_fleet.boto3_tags(tags)},
             ],
             # Same token on a transport-level retry of this request (no second instance), new per attempt.
-            'ClientToken': ('%s-%s-%s' % (p['name'], subnet['subnet_id'], uuid.uuid4().hex[:12]))[-64:],
+            "ClientToken": ("%s-%s-%s" % (p["name"], subnet["subnet_id"], uuid.uuid4().hex[:12]))[-64:],
         }
-        if p['public_ip'] is None:
-            request['SubnetId'] = subnet['subnet_id']
-            if p['security_groups']:
-                request['SecurityGroupIds'] = p['security_groups']
+        if p["public_ip"] is None:
+            request["SubnetId"] = subnet["subnet_id"]
+            if p["security_groups"]:
+                request["SecurityGroupIds"] = p["security_groups"]
         else:
-            interface = {'DeviceIndex': 0, 'SubnetId': subnet['subnet_id'], 'AssociatePublicIpAddress': p['public_ip']}
-            if p['security_groups']:
-                interface['Groups'] = p['security_groups']
-            request['NetworkInterfaces'] = [interface]
-        if p['key_name']:
-            request['KeyName'] = p['key_name']
-        if p['instance_profile']:
-            key = 'Arn' if p['instance_profile'].startswith('arn:') else 'Name'
-            request['IamInstanceProfile'] = {key: p['instance_profile']}
-        if p['root_volume']:
-            volume = p['root_volume']
-            ebs = {'VolumeSize': volume['size'], 'VolumeType': volume['type'], 'DeleteOnTermination': True}
-            for option, field in (('iops', 'Iops'), ('throughput', 'Throughput'), ('encrypted', 'Encrypted')):
+            interface = {"DeviceIndex": 0, "SubnetId": subnet["subnet_id"], "AssociatePublicIpAddress": p["public_ip"]}
+            if p["security_groups"]:
+                interface["Groups"] = p["security_groups"]
+            request["NetworkInterfaces"] = [interface]
+        if p["key_name"]:
+            request["KeyName"] = p["key_name"]
+        if p["instance_profile"]:
+            key = "Arn" if p["instance_profile"].startswith("arn:") else "Name"
+            request["IamInstanceProfile"] = {key: p["instance_profile"]}
+        if p["root_volume"]:
+            volume = p["root_volume"]
+            ebs = {"VolumeSize": volume["size"], "VolumeType": volume["type"], "DeleteOnTermination": True}
+            for option, field in (("iops", "Iops"), ("throughput", "Throughput"), ("encrypted", "Encrypted")):
                 if volume.get(option) is not None:
                     ebs[field] = volume[option]
-            request['BlockDeviceMappings'] = [{'DeviceName': self._root_device, 'Ebs': ebs}]
-        if p['market'] == 'spot':
-            spot = {'SpotInstanceType': 'one-time', 'InstanceInterruptionBehavior': 'terminate'}
-            if p['spot_max_price']:
-                spot['MaxPrice'] = p['spot_max_price']
-            request['InstanceMarketOptions'] = {'MarketType': 'spot', 'SpotOptions': spot}
-        if p['user_data']:
-            request['UserData'] = p['user_data']
+            request["BlockDeviceMappings"] = [{"DeviceName": self._root_device, "Ebs": ebs}]
+        if p["market"] == "spot":
+            spot = {"SpotInstanceType": "one-time", "InstanceInterruptionBehavior": "terminate"}
+            if p["spot_max_price"]:
+                spot["MaxPrice"] = p["spot_max_price"]
+            request["InstanceMarketOptions"] = {"MarketType": "spot", "SpotOptions": spot}
+        if p["user_data"]:
+            request["UserData"] = p["user_data"]
         if dry_run:
-            request['DryRun'] = True
+            request["DryRun"] = True
         return request
 
     def run_instances(self, request):
@@ -370,85 +382,140 @@ class Launcher(object):
     def launch(self, subnets):
         p = self.params
         for subnet in subnets:
-            attempt = dict(subnet_id=subnet['subnet_id'], availability_zone=subnet['availability_zone'], result=None, message='')
+            attempt = {
+                "subnet_id": subnet["subnet_id"],
+                "availability_zone": subnet["availability_zone"],
+                "result": None,
+                "message": "",
+            }
             self.attempts.append(attempt)
             try:
                 response = self.run_instances(self.request(subnet))
             except ClientError as exc:
                 code = _ec2_fleet.error_code(exc)
-                attempt.update(result=code, message=exc.response.get('Error', {}).get('Message', ''))
-                if code in p['fallback_on']:
+                attempt.update(result=code, message=exc.response.get("Error", {}).get("Message", ""))
+                if code in p["fallback_on"]:
                     continue
-                self.fail('launching %s (%s, %s) in subnet %s (%s) failed: %s'
-                          % (p['name'], p['instance_type'], p['market'], subnet['subnet_id'], subnet['availability_zone'],
-                             _ec2_fleet.error_reason(exc)), exc)
+                self.fail(
+                    "launching %s (%s, %s) in subnet %s (%s) failed: %s"
+                    % (
+                        p["name"],
+                        p["instance_type"],
+                        p["market"],
+                        subnet["subnet_id"],
+                        subnet["availability_zone"],
+                        _ec2_fleet.error_reason(exc),
+                    ),
+                    exc,
+                )
             except BotoCoreError as exc:
                 attempt.update(result=type(exc).__name__, message=str(exc))
-                self.fail('launching %s in subnet %s failed: %s' % (p['name'], subnet['subnet_id'], _ec2_fleet.error_reason(exc)), exc)
-            instance = response['Instances'][0]
-            attempt.update(result='launched', instance_id=instance['InstanceId'])
+                self.fail(
+                    "launching %s in subnet %s failed: %s"
+                    % (p["name"], subnet["subnet_id"], _ec2_fleet.error_reason(exc)),
+                    exc,
+                )
+            instance = response["Instances"][0]
+            attempt.update(result="launched", instance_id=instance["InstanceId"])
             return instance
-        tried = '; '.join('%s (%s): %s' % (a['subnet_id'], a['availability_zone'], a['result']) for a in self.attempts)
-        self.fail('no capacity for %s (%s) in any of the %d subnets tried: %s. Try another profile, market or region, or later.'
-                  % (p['instance_type'], p['market'], len(self.attempts), tried))
+        tried = "; ".join("%s (%s): %s" % (a["subnet_id"], a["availability_zone"], a["result"]) for a in self.attempts)
+        self.fail(
+            "no capacity for %s (%s) in any of the %d subnets tried: %s. Try another profile, market or region, or later."
+            % (p["instance_type"], p["market"], len(self.attempts), tried)
+        )
         return None  # not reached
 
     def dry_run(self, subnet):
-        attempt = dict(subnet_id=subnet['subnet_id'], availability_zone=subnet['availability_zone'], result=None, message='')
+        attempt = {
+            "subnet_id": subnet["subnet_id"],
+            "availability_zone": subnet["availability_zone"],
+            "result": None,
+            "message": "",
+        }
         self.attempts.append(attempt)
         try:
             self.launch_client.run_instances(**self.request(subnet, dry_run=True))
         except ClientError as exc:
             code = _ec2_fleet.error_code(exc)
-            if code == 'DryRunOperation':
-                attempt.update(result='dry-run-ok')
+            if code == "DryRunOperation":
+                attempt.update(result="dry-run-ok")
                 return
-            attempt.update(result=code, message=exc.response.get('Error', {}).get('Message', ''))
-            if code in self.params['fallback_on']:
+            attempt.update(result=code, message=exc.response.get("Error", {}).get("Message", ""))
+            if code in self.params["fallback_on"]:
                 return
-            self.fail('check mode: RunInstances with DryRun in subnet %s was refused: %s'
-                      % (subnet['subnet_id'], _ec2_fleet.error_reason(exc)), exc)
-        attempt.update(result='dry-run-ok')
+            self.fail(
+                "check mode: RunInstances with DryRun in subnet %s was refused: %s"
+                % (subnet["subnet_id"], _ec2_fleet.error_reason(exc)),
+                exc,
+            )
+        attempt.update(result="dry-run-ok")
 
     def wait_running(self, instance_id):
-        waiter = self.client.get_waiter('instance_running')
+        waiter = self.client.get_waiter("instance_running")
         delay = 5
         try:
-            waiter.wait(InstanceIds=[instance_id], WaiterConfig={'Delay': delay, 'MaxAttempts': max(1, self.params['wait_timeout'] // delay)})
+            waiter.wait(
+                InstanceIds=[instance_id],
+                WaiterConfig={"Delay": delay, "MaxAttempts": max(1, self.params["wait_timeout"] // delay)},
+            )
         except WaiterError as exc:
-            self.fail('instance %s did not reach running within %d s: %s' % (instance_id, self.params['wait_timeout'], exc), exc)
+            self.fail(
+                "instance %s did not reach running within %d s: %s" % (instance_id, self.params["wait_timeout"], exc),
+                exc,
+            )
         return self.describe(instance_id)
 
     def describe(self, instance_id):
-        reservations = self.client.describe_instances(InstanceIds=[instance_id])['Reservations']
-        return reservations[0]['Instances'][0]
+        reservations = self.client.describe_instances(InstanceIds=[instance_id])["Reservations"]
+        return reservations[0]["Instances"][0]
 
     def run(self):
         p = self.params
         found = self.existing()
         if len(found) > 1:
-            self.fail('%d instances are named %s in %s (%s); terminate the extra ones or use another name'
-                      % (len(found), p['name'], p['region'], ', '.join(i['InstanceId'] for i in found)))
+            self.fail(
+                "%d instances are named %s in %s (%s); terminate the extra ones or use another name"
+                % (len(found), p["name"], p["region"], ", ".join(i["InstanceId"] for i in found))
+            )
         subnets = self.subnets()
         if found:
-            record = _result(found[0], p['region'])
-            if record['instance_type'] != p['instance_type']:
-                self.module.warn('%s already exists as a %s, not %s; nothing launched' % (p['name'], record['instance_type'], p['instance_type']))
-            return dict(changed=False, instance=record, attempts=[], subnets=subnets,
-                        diff=dict(before=_diff_state(record), after=_diff_state(record)))
-        if p['root_volume']:
+            record = _result(found[0], p["region"])
+            if record["instance_type"] != p["instance_type"]:
+                self.module.warn(
+                    "%s already exists as a %s, not %s; nothing launched"
+                    % (p["name"], record["instance_type"], p["instance_type"])
+                )
+            return {
+                "changed": False,
+                "instance": record,
+                "attempts": [],
+                "subnets": subnets,
+                "diff": {"before": _diff_state(record), "after": _diff_state(record)},
+            }
+        if p["root_volume"]:
             self._root_device = self.root_device_name()
-        before = {'name': p['name'], 'state': 'absent'}
+        before = {"name": p["name"], "state": "absent"}
         if self.module.check_mode:
             self.dry_run(subnets[0])
-            after = {'name': p['name'], 'state': 'running', 'instance_type': p['instance_type'], 'market': p['market']}
-            return dict(changed=True, instance={}, attempts=self.attempts, subnets=subnets, diff=dict(before=before, after=after))
+            after = {"name": p["name"], "state": "running", "instance_type": p["instance_type"], "market": p["market"]}
+            return {
+                "changed": True,
+                "instance": {},
+                "attempts": self.attempts,
+                "subnets": subnets,
+                "diff": {"before": before, "after": after},
+            }
         instance = self.launch(subnets)
-        if p['wait']:
-            instance = self.wait_running(instance['InstanceId'])
-        record = _result(instance, p['region'])
-        return dict(changed=True, instance=record, attempts=self.attempts, subnets=subnets,
-                    diff=dict(before=before, after=_diff_state(record)))
+        if p["wait"]:
+            instance = self.wait_running(instance["InstanceId"])
+        record = _result(instance, p["region"])
+        return {
+            "changed": True,
+            "instance": record,
+            "attempts": self.attempts,
+            "subnets": subnets,
+            "diff": {"before": before, "after": _diff_state(record)},
+        }
 
 
 def _sleep(seconds):
@@ -457,64 +524,81 @@ def _sleep(seconds):
 
 def _result(instance, region):
     record = _ec2_fleet.instance_record(instance, region)
-    record['gpu'] = gpu_facts(record['instance_type'])
+    record["gpu"] = gpu_facts(record["instance_type"])
     return record
 
 
 def _diff_state(record):
-    return dict(name=record['tags'].get('Name'), state=record['state'], instance_id=record['instance_id'],
-                instance_type=record['instance_type'], availability_zone=record['availability_zone'], lifecycle=record['lifecycle'])
+    return {
+        "name": record["tags"].get("Name"),
+        "state": record["state"],
+        "instance_id": record["instance_id"],
+        "instance_type": record["instance_type"],
+        "availability_zone": record["availability_zone"],
+        "lifecycle": record["lifecycle"],
+    }
 
 
 def main():
     argument_spec = dict(_ec2_fleet.EC2_COMMON_ARGUMENT_SPEC)
     argument_spec.update(
-        name=dict(type='str', required=True),
-        instance_type=dict(type='str', required=True),
-        image_id=dict(type='str', required=True),
-        subnets=dict(type='list', elements='str', required=True),
-        security_groups=dict(type='list', elements='str', default=[]),
-        key_name=dict(type='str', no_log=False),
-        instance_profile=dict(type='str'),
-        root_volume=dict(type='dict', options=dict(
-            size=dict(type='int', required=True),
-            type=dict(type='str', default='gp3', choices=['gp2', 'gp3', 'io1', 'io2', 'st1', 'sc1', 'standard']),
-            iops=dict(type='int'),
-            throughput=dict(type='int'),
-            device_name=dict(type='str'),
-            encrypted=dict(type='bool'),
-        )),
-        market=dict(type='str', default='on-demand', choices=['on-demand', 'spot']),
-        spot_max_price=dict(type='str'),
-        public_ip=dict(type='bool'),
-        user_data=dict(type='str'),
-        tags=dict(type='dict', default={}),
-        fallback_on=dict(type='list', elements='str', default=['InsufficientInstanceCapacity', 'Unsupported']),
-        wait=dict(type='bool', default=True),
-        wait_timeout=dict(type='int', default=600),
+        name={"type": "str", "required": True},
+        instance_type={"type": "str", "required": True},
+        image_id={"type": "str", "required": True},
+        subnets={"type": "list", "elements": "str", "required": True},
+        security_groups={"type": "list", "elements": "str", "default": []},
+        key_name={"type": "str", "no_log": False},
+        instance_profile={"type": "str"},
+        root_volume={
+            "type": "dict",
+            "options": {
+                "size": {"type": "int", "required": True},
+                "type": {
+                    "type": "str",
+                    "default": "gp3",
+                    "choices": ["gp2", "gp3", "io1", "io2", "st1", "sc1", "standard"],
+                },
+                "iops": {"type": "int"},
+                "throughput": {"type": "int"},
+                "device_name": {"type": "str"},
+                "encrypted": {"type": "bool"},
+            },
+        },
+        market={"type": "str", "default": "on-demand", "choices": ["on-demand", "spot"]},
+        spot_max_price={"type": "str"},
+        public_ip={"type": "bool"},
+        user_data={"type": "str"},
+        tags={"type": "dict", "default": {}},
+        fallback_on={"type": "list", "elements": "str", "default": ["InsufficientInstanceCapacity", "Unsupported"]},
+        wait={"type": "bool", "default": True},
+        wait_timeout={"type": "int", "default": 600},
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     if not _ec2_fleet.HAS_BOTO3:
-        module.fail_json(msg=missing_required_lib('boto3'), exception=_ec2_fleet.BOTO3_IMPORT_ERROR)
-    if not module.params['subnets']:
-        module.fail_json(msg='subnets must list at least one subnet')
-    if module.params['spot_max_price'] and module.params['market'] != 'spot':
-        module.fail_json(msg='spot_max_price needs market=spot')
+        module.fail_json(msg=missing_required_lib("boto3"), exception=_ec2_fleet.BOTO3_IMPORT_ERROR)
+    if not module.params["subnets"]:
+        module.fail_json(msg="subnets must list at least one subnet")
+    if module.params["spot_max_price"] and module.params["market"] != "spot":
+        module.fail_json(msg="spot_max_price needs market=spot")
 
     p = module.params
     session = None
     try:
-        session = _ec2_fleet.make_session(p['profile'], p['access_key'], p['secret_key'], p['session_token'])
-        client = _ec2_fleet.make_client(session, 'ec2', p['region'], p['endpoint_url'], timeout=p['api_timeout'])
-        launch_client = _ec2_fleet.make_client(session, 'ec2', p['region'], p['endpoint_url'], timeout=p['api_timeout'], max_attempts=1)
-        p['region'] = client.meta.region_name
+        session = _ec2_fleet.make_session(p["profile"], p["access_key"], p["secret_key"], p["session_token"])
+        client = _ec2_fleet.make_client(session, "ec2", p["region"], p["endpoint_url"], timeout=p["api_timeout"])
+        launch_client = _ec2_fleet.make_client(
+            session, "ec2", p["region"], p["endpoint_url"], timeout=p["api_timeout"], max_attempts=1
+        )
+        p["region"] = client.meta.region_name
         result = Launcher(module, client, launch_client).run()
     except (BotoCoreError, ClientError) as exc:
-        credential = _ec2_fleet.describe_credentials(session, p['profile']) if session is not None else 'unusable'
-        module.fail_json(msg='EC2 in %s (credentials: %s): %s' % (p['region'], credential, _ec2_fleet.error_reason(exc)),
-                         exception=traceback.format_exc())
+        credential = _ec2_fleet.describe_credentials(session, p["profile"]) if session is not None else "unusable"
+        module.fail_json(
+            msg="EC2 in %s (credentials: %s): %s" % (p["region"], credential, _ec2_fleet.error_reason(exc)),
+            exception=traceback.format_exc(),
+        )
     module.exit_json(**result)
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     main()

@@ -1,11 +1,8 @@
 #!/usr/bin/python
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2025, Oceanid fleet maintainers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-from __future__ import absolute_import, division, print_function
-__metaclass__ = type
 
 DOCUMENTATION = r"""
 module: ec2_gpu_prices_info
@@ -99,11 +96,11 @@ except ImportError:
     pass  # reported through _ec2_fleet.HAS_BOTO3
 
 PRODUCT_FILTERS = (
-    ('operatingSystem', 'Linux'),
-    ('tenancy', 'Shared'),
-    ('preInstalledSw', 'NA'),
-    ('capacitystatus', 'Used'),
-    ('licenseModel', 'No License required'),
+    ("operatingSystem", "Linux"),
+    ("tenancy", "Shared"),
+    ("preInstalledSw", "NA"),
+    ("capacitystatus", "Used"),
+    ("licenseModel", "No License required"),
 )
 
 
@@ -111,15 +108,17 @@ def on_demand_prices(pricing, regions, instance_types):
     table, missing = {}, []
     for region in regions:
         for instance_type in instance_types:
-            filters = [{'Type': 'TERM_MATCH', 'Field': 'instanceType', 'Value': instance_type},
-                       {'Type': 'TERM_MATCH', 'Field': 'regionCode', 'Value': region}]
-            filters.extend({'Type': 'TERM_MATCH', 'Field': field, 'Value': value} for field, value in PRODUCT_FILTERS)
+            filters = [
+                {"Type": "TERM_MATCH", "Field": "instanceType", "Value": instance_type},
+                {"Type": "TERM_MATCH", "Field": "regionCode", "Value": region},
+            ]
+            filters.extend({"Type": "TERM_MATCH", "Field": field, "Value": value} for field, value in PRODUCT_FILTERS)
             price_list = []
-            for page in pricing.get_paginator('get_products').paginate(ServiceCode='AmazonEC2', Filters=filters):
-                price_list.extend(page.get('PriceList', []))
+            for page in pricing.get_paginator("get_products").paginate(ServiceCode="AmazonEC2", Filters=filters):
+                price_list.extend(page.get("PriceList", []))
             price = _ec2_cost.on_demand_price(price_list)
             if price is None:
-                missing.append('%s/%s' % (region, instance_type))
+                missing.append("%s/%s" % (region, instance_type))
             else:
                 table.setdefault(region, {})[instance_type] = price
     return table, missing
@@ -127,55 +126,64 @@ def on_demand_prices(pricing, regions, instance_types):
 
 def spot_prices(ec2, instance_types, now):
     history = []
-    paginator = ec2.get_paginator('describe_spot_price_history')
-    for page in paginator.paginate(InstanceTypes=instance_types, ProductDescriptions=['Linux/UNIX', 'Linux/UNIX (Amazon VPC)'],
-                                   StartTime=now):
-        history.extend(page.get('SpotPriceHistory', []))
+    paginator = ec2.get_paginator("describe_spot_price_history")
+    for page in paginator.paginate(
+        InstanceTypes=instance_types, ProductDescriptions=["Linux/UNIX", "Linux/UNIX (Amazon VPC)"], StartTime=now
+    ):
+        history.extend(page.get("SpotPriceHistory", []))
     return _ec2_cost.latest_spot_prices(history)
 
 
 def main():
     argument_spec = dict(_ec2_fleet.EC2_COMMON_ARGUMENT_SPEC)
     argument_spec.update(
-        regions=dict(type='list', elements='str', default=[]),
-        instance_types=dict(type='list', elements='str', required=True),
-        spot=dict(type='bool', default=True),
-        on_demand=dict(type='bool', default=True),
-        pricing_region=dict(type='str', default='us-east-1'),
-        pricing_endpoint_url=dict(type='str'),
+        regions={"type": "list", "elements": "str", "default": []},
+        instance_types={"type": "list", "elements": "str", "required": True},
+        spot={"type": "bool", "default": True},
+        on_demand={"type": "bool", "default": True},
+        pricing_region={"type": "str", "default": "us-east-1"},
+        pricing_endpoint_url={"type": "str"},
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     if not _ec2_fleet.HAS_BOTO3:
-        module.fail_json(msg=missing_required_lib('boto3'), exception=_ec2_fleet.BOTO3_IMPORT_ERROR)
+        module.fail_json(msg=missing_required_lib("boto3"), exception=_ec2_fleet.BOTO3_IMPORT_ERROR)
     p = module.params
     now = datetime.datetime.now(datetime.timezone.utc)
-    regions = p['regions'] or ([p['region']] if p['region'] else [])
+    regions = p["regions"] or ([p["region"]] if p["region"] else [])
     if not regions:
-        module.fail_json(msg='no region: set regions or region')
-    prices = {'as_of': now.strftime('%Y-%m-%d'), 'source': 'AWS Price List Query API and EC2 spot price history',
-              'on_demand': {}, 'spot': {}}
+        module.fail_json(msg="no region: set regions or region")
+    prices = {
+        "as_of": now.strftime("%Y-%m-%d"),
+        "source": "AWS Price List Query API and EC2 spot price history",
+        "on_demand": {},
+        "spot": {},
+    }
     missing = []
     session = None
-    step = 'session'
+    step = "session"
     try:
-        session = _ec2_fleet.make_session(p['profile'], p['access_key'], p['secret_key'], p['session_token'])
-        if p['on_demand']:
-            step = 'pricing:GetProducts in %s' % p['pricing_region']
-            pricing = _ec2_fleet.make_client(session, 'pricing', p['pricing_region'], p['pricing_endpoint_url'], timeout=p['api_timeout'])
-            prices['on_demand'], missing = on_demand_prices(pricing, regions, p['instance_types'])
-        if p['spot']:
+        session = _ec2_fleet.make_session(p["profile"], p["access_key"], p["secret_key"], p["session_token"])
+        if p["on_demand"]:
+            step = "pricing:GetProducts in %s" % p["pricing_region"]
+            pricing = _ec2_fleet.make_client(
+                session, "pricing", p["pricing_region"], p["pricing_endpoint_url"], timeout=p["api_timeout"]
+            )
+            prices["on_demand"], missing = on_demand_prices(pricing, regions, p["instance_types"])
+        if p["spot"]:
             for region in regions:
-                step = 'ec2:DescribeSpotPriceHistory in %s' % region
-                ec2 = _ec2_fleet.make_client(session, 'ec2', region, p['endpoint_url'], timeout=p['api_timeout'])
-                found = spot_prices(ec2, p['instance_types'], now)
+                step = "ec2:DescribeSpotPriceHistory in %s" % region
+                ec2 = _ec2_fleet.make_client(session, "ec2", region, p["endpoint_url"], timeout=p["api_timeout"])
+                found = spot_prices(ec2, p["instance_types"], now)
                 if found:
-                    prices['spot'][region] = found
+                    prices["spot"][region] = found
     except (BotoCoreError, ClientError) as exc:
-        credential = _ec2_fleet.describe_credentials(session, p['profile']) if session is not None else 'unusable'
-        module.fail_json(msg='%s failed (credentials: %s): %s' % (step, credential, _ec2_fleet.error_reason(exc)),
-                         exception=traceback.format_exc())
+        credential = _ec2_fleet.describe_credentials(session, p["profile"]) if session is not None else "unusable"
+        module.fail_json(
+            msg="%s failed (credentials: %s): %s" % (step, credential, _ec2_fleet.error_reason(exc)),
+            exception=traceback.format_exc(),
+        )
     module.exit_json(changed=False, prices=prices, missing=missing)
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     main()

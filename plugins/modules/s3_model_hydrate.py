@@ -1,11 +1,8 @@
 #!/usr/bin/python
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2025, Oceanid fleet maintainers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-from __future__ import absolute_import, division, print_function
-__metaclass__ = type
 
 DOCUMENTATION = r"""
 module: s3_model_hydrate
@@ -143,6 +140,7 @@ requests:
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule
+
 from ansible_collections.oceanid.fleet.plugins.module_utils import s3_transfer
 from ansible_collections.oceanid.fleet.plugins.module_utils.s3_args import S3_COMMON_ARGUMENT_SPEC, s3_client
 
@@ -150,35 +148,57 @@ from ansible_collections.oceanid.fleet.plugins.module_utils.s3_args import S3_CO
 def main():
     argument_spec = dict(S3_COMMON_ARGUMENT_SPEC)
     argument_spec.update(
-        model_key=dict(type="str", no_log=False),
-        prefix=dict(type="str"),
-        dest=dict(type="path", required=True),
-        delete_extra=dict(type="bool", default=False),
-        part_size=dict(type="int"),
+        model_key={"type": "str", "no_log": False},
+        prefix={"type": "str"},
+        dest={"type": "path", "required": True},
+        delete_extra={"type": "bool", "default": False},
+        part_size={"type": "int"},
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
-                           mutually_exclusive=[("model_key", "prefix")], required_one_of=[("model_key", "prefix")])
+    module = AnsibleModule(
+        argument_spec=argument_spec,
+        supports_check_mode=True,
+        mutually_exclusive=[("model_key", "prefix")],
+        required_one_of=[("model_key", "prefix")],
+    )
     params = module.params
     if params["part_size"] is not None and params["part_size"] < 1024:
         module.fail_json(msg="part_size must be at least 1024 bytes, got %d" % params["part_size"])
     client = s3_client(module)
     try:
-        result = s3_transfer.hydrate(client, params["bucket"], params["dest"], model_key=params["model_key"], prefix=params["prefix"],
-                                     delete_extra=params["delete_extra"], concurrency=params["concurrency"],
-                                     part_size=params["part_size"], check_only=module.check_mode)
+        result = s3_transfer.hydrate(
+            client,
+            params["bucket"],
+            params["dest"],
+            model_key=params["model_key"],
+            prefix=params["prefix"],
+            delete_extra=params["delete_extra"],
+            concurrency=params["concurrency"],
+            part_size=params["part_size"],
+            check_only=module.check_mode,
+        )
     except s3_transfer.VerificationError as exc:
-        module.fail_json(msg="%s; %s was left as it was" % (exc, params["dest"]), path=exc.path, expected=exc.expected,
-                         actual=exc.actual, requests=client.stats)
+        module.fail_json(
+            msg="%s; %s was left as it was" % (exc, params["dest"]),
+            path=exc.path,
+            expected=exc.expected,
+            actual=exc.actual,
+            requests=client.stats,
+        )
     except s3_transfer.TransferError as exc:
         module.fail_json(msg="%s; %s was left as it was" % (exc, params["dest"]), requests=client.stats)
     except OSError as exc:
-        module.fail_json(msg="writing %s failed: %s; it was left as it was" % (params["dest"], exc), exception=traceback.format_exc())
+        module.fail_json(
+            msg="writing %s failed: %s; it was left as it was" % (params["dest"], exc), exception=traceback.format_exc()
+        )
     result["requests"] = client.stats
     if module._diff:
         # Before: the files that go away; after: the files that arrive (new or replaced).
-        result["diff"] = {"before": "".join("%s\n" % p for p in result["plan"]["delete"]),
-                          "after": "".join("%s\n" % p for p in result["plan"]["fetch"]),
-                          "before_header": "%s: removed" % params["dest"], "after_header": "%s: fetched" % params["dest"]}
+        result["diff"] = {
+            "before": "".join("%s\n" % p for p in result["plan"]["delete"]),
+            "after": "".join("%s\n" % p for p in result["plan"]["fetch"]),
+            "before_header": "%s: removed" % params["dest"],
+            "after_header": "%s: fetched" % params["dest"],
+        }
     module.exit_json(**result)
 
 

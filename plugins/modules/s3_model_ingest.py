@@ -1,11 +1,8 @@
 #!/usr/bin/python
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2025, Oceanid fleet maintainers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-from __future__ import absolute_import, division, print_function
-__metaclass__ = type
 
 DOCUMENTATION = r"""
 module: s3_model_ingest
@@ -103,6 +100,7 @@ seconds:
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule
+
 from ansible_collections.oceanid.fleet.plugins.module_utils import s3_transfer
 from ansible_collections.oceanid.fleet.plugins.module_utils.s3_args import S3_COMMON_ARGUMENT_SPEC, s3_client
 
@@ -110,23 +108,33 @@ from ansible_collections.oceanid.fleet.plugins.module_utils.s3_args import S3_CO
 def main():
     argument_spec = dict(S3_COMMON_ARGUMENT_SPEC)
     argument_spec.update(
-        src=dict(type="path", required=True),
-        model_key=dict(type="str", required=True, no_log=False),
-        label=dict(type="str"),
-        tags=dict(type="dict", default={}),
-        part_size=dict(type="int", default=s3_transfer.DEFAULT_PART_SIZE),
+        src={"type": "path", "required": True},
+        model_key={"type": "str", "required": True, "no_log": False},
+        label={"type": "str"},
+        tags={"type": "dict", "default": {}},
+        part_size={"type": "int", "default": s3_transfer.DEFAULT_PART_SIZE},
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
     segments = params["model_key"].strip("/").split("/")
     if not all(segments) or any(segment in (".", "..") for segment in segments):
-        module.fail_json(msg="model_key %r must be a key such as ner-distilbert, or ner-distilbert/3 for a numbered version"
-                         % params["model_key"])
+        module.fail_json(
+            msg="model_key %r must be a key such as ner-distilbert, or ner-distilbert/3 for a numbered version"
+            % params["model_key"]
+        )
     client = s3_client(module)
     try:
-        result = s3_transfer.ingest(client, params["bucket"], params["src"], params["model_key"].strip("/"), label=params["label"],
-                                    tags=params["tags"], part_size=params["part_size"], concurrency=params["concurrency"],
-                                    check_only=module.check_mode)
+        result = s3_transfer.ingest(
+            client,
+            params["bucket"],
+            params["src"],
+            params["model_key"].strip("/"),
+            label=params["label"],
+            tags=params["tags"],
+            part_size=params["part_size"],
+            concurrency=params["concurrency"],
+            check_only=module.check_mode,
+        )
     except s3_transfer.TransferError as exc:
         module.fail_json(msg=str(exc), requests=client.stats)
     except OSError as exc:

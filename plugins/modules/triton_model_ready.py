@@ -1,11 +1,8 @@
 #!/usr/bin/python
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2025, Oceanid fleet maintainers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-from __future__ import absolute_import, division, print_function
-__metaclass__ = type
 
 DOCUMENTATION = r"""
 module: triton_model_ready
@@ -302,8 +299,10 @@ def _config(raw, name):
         except ValueError as exc:
             raise _Failed("models: config of model %r is not valid JSON: %s" % (name, exc))
     if not isinstance(raw, dict):
-        raise _Failed("models: config of model %r must be a dictionary or a JSON object string, got %s"
-                      % (name, type(raw).__name__))
+        raise _Failed(
+            "models: config of model %r must be a dictionary or a JSON object string, got %s"
+            % (name, type(raw).__name__)
+        )
     return raw
 
 
@@ -315,11 +314,15 @@ def normalise_models(raw_models, state):
         if isinstance(item, str):
             item = {"name": item}
         if not isinstance(item, dict):
-            raise _Failed("models[%d]: expected a model name or a dictionary with 'name', got %s %r"
-                          % (position, type(item).__name__, item))
-        unknown = sorted(set(item) - set(("name", "version", "config")))
+            raise _Failed(
+                "models[%d]: expected a model name or a dictionary with 'name', got %s %r"
+                % (position, type(item).__name__, item)
+            )
+        unknown = sorted(set(item) - {"name", "version", "config"})
         if unknown:
-            raise _Failed("models[%d]: unknown key(s) %s; expected name, version, config" % (position, ", ".join(unknown)))
+            raise _Failed(
+                "models[%d]: unknown key(s) %s; expected name, version, config" % (position, ", ".join(unknown))
+            )
         name = item.get("name")
         if not isinstance(name, str) or not name.strip():
             raise _Failed("models[%d]: expected a non-empty string 'name', got %r" % (position, name))
@@ -328,8 +331,10 @@ def normalise_models(raw_models, state):
         if config is not None and state != "loaded":
             raise _Failed("models: config of model %r is only used with state=loaded (state is %s)" % (name, state))
         if version is not None and state == "unloaded":
-            raise _Failed("models: model %r has a version, but Triton unloads whole models; "
-                          "give only the name with state=unloaded" % name)
+            raise _Failed(
+                "models: model %r has a version, but Triton unloads whole models; "
+                "give only the name with state=unloaded" % name
+            )
         if name in seen and seen[name] != config:
             raise _Failed("models: model %r is listed more than once with different config" % name)
         seen[name] = config
@@ -352,8 +357,13 @@ def _row(name, entry=None, version=None, reason=""):
     if entry is None:
         return {"name": name, "version": version, "state": None, "reason": reason, "ready": False}
     version = entry.get("version")
-    return {"name": name, "version": None if version is None else str(version), "state": entry.get("state"),
-            "reason": entry.get("reason") or "", "ready": entry.get("state") == READY}
+    return {
+        "name": name,
+        "version": None if version is None else str(version),
+        "state": entry.get("state"),
+        "reason": entry.get("reason") or "",
+        "ready": entry.get("state") == READY,
+    }
 
 
 def _is_failure(row):
@@ -402,9 +412,11 @@ def assess(model, index, strict_versions=False):
         row = _row(name, reason=_NOT_LOADED if entries else _NOT_IN_INDEX)
         if entries:
             row["reason"] = _NOT_LOADED
-            problem = ("%s: present in the repository but not loaded (in explicit model-control mode, state=loaded "
-                       "loads it; in none or poll mode, Triton could not read the model directory, for example a "
-                       "config.pbtxt it cannot parse: see the server log)" % name)
+            problem = (
+                "%s: present in the repository but not loaded (in explicit model-control mode, state=loaded "
+                "loads it; in none or poll mode, Triton could not read the model directory, for example a "
+                "config.pbtxt it cannot parse: see the server log)" % name
+            )
         else:
             problem = _describe(row)
         return {"rows": [row], "status": "waiting", "problems": [problem]}
@@ -443,17 +455,23 @@ def _summary(model, index):
     if len(rows) == 1 and rows[0]["state"] is None:
         return rows[0]["reason"]
     return ", ".join(
-        "version %s %s%s" % (row["version"], row["state"], ": " + row["reason"] if row["reason"] else "") for row in rows)
+        "version %s %s%s" % (row["version"], row["state"], ": " + row["reason"] if row["reason"] else "")
+        for row in rows
+    )
 
 
 def _config_matches(wanted, served):
     """Every key of the override has the served value (lists element by element; scalars as text)."""
     if isinstance(wanted, dict):
-        return isinstance(served, dict) and all(key in served and _config_matches(value, served[key])
-                                                for key, value in wanted.items())
+        return isinstance(served, dict) and all(
+            key in served and _config_matches(value, served[key]) for key, value in wanted.items()
+        )
     if isinstance(wanted, list):
-        return (isinstance(served, list) and len(wanted) == len(served)
-                and all(_config_matches(w, s) for w, s in zip(wanted, served)))
+        return (
+            isinstance(served, list)
+            and len(wanted) == len(served)
+            and all(_config_matches(w, s) for w, s in zip(wanted, served))
+        )
     return _scalar(wanted) == _scalar(served)
 
 
@@ -466,8 +484,7 @@ def _scalar(value):
 # -- the module --------------------------------------------------------------------------------------
 
 
-class TritonModelReady(object):
-
+class TritonModelReady:
     def __init__(self, module, client=None):
         self.module = module
         params = module.params
@@ -510,11 +527,14 @@ class TritonModelReady(object):
             if self.models:
                 raise _Failed("give either models or all_models=true, not both")
         elif not self.models:
-            raise _Failed("models is empty: list the models to %s, or set all_models=true with state=ready"
-                          % {"ready": "wait for", "loaded": "load", "unloaded": "unload"}[self.state])
+            raise _Failed(
+                "models is empty: list the models to %s, or set all_models=true with state=ready"
+                % {"ready": "wait for", "loaded": "load", "unloaded": "unload"}[self.state]
+            )
         if self.client is None:
-            self.client = TritonClient(self.url, headers=headers, timeout=_POLL_REQUEST_TIMEOUT,
-                                       validate_certs=params["validate_certs"])
+            self.client = TritonClient(
+                self.url, headers=headers, timeout=_POLL_REQUEST_TIMEOUT, validate_certs=params["validate_certs"]
+            )
 
     def remaining(self):
         return self.deadline - time.monotonic()
@@ -533,8 +553,9 @@ class TritonModelReady(object):
         try:
             if not self.live_seen:
                 if not self.client.live(timeout=timeout):
-                    self.last_error = TritonError("server at %s is not live yet (GET /v2/health/live answered 400)"
-                                                  % self.url, status=400)
+                    self.last_error = TritonError(
+                        "server at %s is not live yet (GET /v2/health/live answered 400)" % self.url, status=400
+                    )
                     return None
                 self.live_seen = True
             index = self.client.index(timeout=timeout)
@@ -609,7 +630,8 @@ class TritonModelReady(object):
             try:
                 if not self.client.model_ready(model["name"], model["version"], timeout=self.request_timeout()):
                     return "%s: READY in the repository index, but its ready endpoint does not answer 200" % (
-                        _label(_row(model["name"], version=model["version"])))
+                        _label(_row(model["name"], version=model["version"]))
+                    )
             except TritonError as exc:
                 self.last_error = exc
                 if exc.unreachable:
@@ -654,15 +676,20 @@ class TritonModelReady(object):
                         return index, models
                     self.last_error = TritonError(problem)
                 if settled_is_final:
-                    failed = [a for a in assessments if a["status"] != "ready"
-                              and not any(row["state"] in (LOADING, UNLOADING) for row in a["rows"])]
+                    failed = [
+                        a
+                        for a in assessments
+                        if a["status"] != "ready" and not any(row["state"] in (LOADING, UNLOADING) for row in a["rows"])
+                    ]
                 else:
                     failed = self.stable_failures(assessments)
                 if failed:
                     problems = [p for a in assessments if a["status"] != "ready" for p in a["problems"]]
                     verb = "failed to load" if any(a["status"] == "failed" for a in failed) else "will not become ready"
-                    raise _Failed("%s %s on %s: %s" % (
-                        "model" if len(problems) == 1 else "models", verb, self.url, "; ".join(problems)))
+                    raise _Failed(
+                        "%s %s on %s: %s"
+                        % ("model" if len(problems) == 1 else "models", verb, self.url, "; ".join(problems))
+                    )
             if self.remaining() <= 0:
                 if assessments is None:
                     raise _Failed(self.timed_out(what))
@@ -692,8 +719,10 @@ class TritonModelReady(object):
         return self.result
 
     def unreachable_in_check_mode(self):
-        self.module.warn("check mode: %s; not waiting for it. Reporting %s." % (
-            self.server_problem(), "no change" if self.state == "ready" else "that models would be " + self.state))
+        self.module.warn(
+            "check mode: %s; not waiting for it. Reporting %s."
+            % (self.server_problem(), "no change" if self.state == "ready" else "that models would be " + self.state)
+        )
         self.result["changed"] = self.state != "ready"
         self.result["models"] = self.unknown_rows()
         if self.state == "loaded":
@@ -732,20 +761,26 @@ class TritonModelReady(object):
                 self.last_error = exc
                 self.live_seen = False
                 if self.remaining() <= 0:
-                    raise _Failed("timed out after %s s sending the %s request for model %r: %s" % (
-                        self.timeout, action, name, self.server_problem()))
+                    raise _Failed(
+                        "timed out after %s s sending the %s request for model %r: %s"
+                        % (self.timeout, action, name, self.server_problem())
+                    )
                 self.pause()
                 self.wait_for_index("for the server to %s model %r" % (action, name))
 
     def explain_request_error(self, action, name, exc, was_ready=False, in_index=False):
         if exc.not_explicit_mode:
-            return ("cannot %s model %r: the server at %s is not in explicit model-control mode "
-                    "(start tritonserver with --model-control-mode=explicit). Triton: %s" % (action, name, self.url, exc))
+            return (
+                "cannot %s model %r: the server at %s is not in explicit model-control mode "
+                "(start tritonserver with --model-control-mode=explicit). Triton: %s" % (action, name, self.url, exc)
+            )
         text = "%s of model %r failed on %s: %s" % (action, name, self.url, exc)
         if action == "load" and exc.status == 500 and "failed to poll from model repository" in exc.message:
             if in_index:
-                text += (" (the directory is there but Triton could not read it, for example a config.pbtxt it "
-                         "cannot parse; the server log has the details after 'Poll failed for model directory')")
+                text += (
+                    " (the directory is there but Triton could not read it, for example a config.pbtxt it "
+                    "cannot parse; the server log has the details after 'Poll failed for model directory')"
+                )
             else:
                 text += " (is there a directory %r in the model repository?)" % name
         if action == "load" and was_ready:
@@ -756,7 +791,8 @@ class TritonModelReady(object):
                 still = [row for row in rows if row["ready"]]
             if still:
                 text += "; the previously loaded version keeps serving (%s)" % ", ".join(
-                    "version %s READY" % row["version"] for row in still)
+                    "version %s READY" % row["version"] for row in still
+                )
             else:
                 text += "; the model is not READY any more"
         return text
@@ -764,7 +800,7 @@ class TritonModelReady(object):
     def run_loaded(self, index):
         if index is None:
             index = self.wait_for_index("waiting for the server")
-        before = dict((m["name"], _summary(m, index)) for m in self.models)
+        before = {m["name"]: _summary(m, index) for m in self.models}
         names = []
         for model in self.models:
             if model["name"] not in names and self.needs_load(model, index):
@@ -773,25 +809,28 @@ class TritonModelReady(object):
         self.result["changed"] = bool(names)
         if self.module.check_mode:
             self.result["models"] = [row for a in self.assess_all(index) for row in a["rows"]]
-            after = dict(before, **dict((name, "READY (after a load request)") for name in names))
+            after = dict(before, **dict.fromkeys(names, "READY (after a load request)"))
             self.set_diff(before, after)
             return
         for name in names:
             config = next(m["config"] for m in self.models if m["name"] == name)
-            was_ready = any(row["ready"] for row in assess({"name": name, "version": None, "config": None}, index)["rows"])
+            was_ready = any(
+                row["ready"] for row in assess({"name": name, "version": None, "config": None}, index)["rows"]
+            )
             in_index = bool(_entries(index, name)[0])
             try:
                 self.send("load", name, None if config is None else json.dumps(config, sort_keys=True))
             except TritonError as exc:
                 raise _Failed(self.explain_request_error("load", name, exc, was_ready, in_index))
-        index, dummy = self.wait_ready(self.models, "waiting for the models to be ready after loading",
-                                       settled_is_final=True)
-        self.set_diff(before, dict((m["name"], _summary(m, index)) for m in self.models))
+        index, dummy = self.wait_ready(
+            self.models, "waiting for the models to be ready after loading", settled_is_final=True
+        )
+        self.set_diff(before, {m["name"]: _summary(m, index) for m in self.models})
 
     def run_unloaded(self, index):
         if index is None:
             index = self.wait_for_index("waiting for the server")
-        before = dict((m["name"], _summary(m, index)) for m in self.models)
+        before = {m["name"]: _summary(m, index) for m in self.models}
         names = []
         for model in self.models:
             rows = assess(model, index)["rows"]
@@ -801,7 +840,7 @@ class TritonModelReady(object):
         self.result["changed"] = bool(names)
         if self.module.check_mode:
             self.result["models"] = [row for a in self.assess_all(index) for row in a["rows"]]
-            after = dict(before, **dict((name, "UNAVAILABLE: unloaded (after an unload request)") for name in names))
+            after = dict(before, **dict.fromkeys(names, "UNAVAILABLE: unloaded (after an unload request)"))
             self.set_diff(before, after)
             return
         for name in names:
@@ -820,10 +859,12 @@ class TritonModelReady(object):
             if self.remaining() <= 0:
                 if index is None:
                     raise _Failed(self.timed_out("waiting for the models to unload"))
-                raise _Failed("timed out after %s s waiting for the models to unload; still: %s"
-                              % (self.timeout, "; ".join(_describe(row) for row in busy)))
+                raise _Failed(
+                    "timed out after %s s waiting for the models to unload; still: %s"
+                    % (self.timeout, "; ".join(_describe(row) for row in busy))
+                )
             self.pause()
-        self.set_diff(before, dict((m["name"], _summary(m, index)) for m in self.models))
+        self.set_diff(before, {m["name"]: _summary(m, index) for m in self.models})
 
     def set_diff(self, before, after):
         if self.module._diff:  # pylint: disable=protected-access
@@ -833,12 +874,12 @@ class TritonModelReady(object):
 def main():
     argument_spec = triton_argument_spec()
     argument_spec.update(
-        models=dict(type="list", elements="raw", default=[]),
-        all_models=dict(type="bool", default=False),
-        state=dict(type="str", default="ready", choices=["ready", "loaded", "unloaded"]),
-        reload=dict(type="bool", default=False),
-        timeout=dict(type="float", default=300.0),
-        interval=dict(type="float", default=0.1),
+        models={"type": "list", "elements": "raw", "default": []},
+        all_models={"type": "bool", "default": False},
+        state={"type": "str", "default": "ready", "choices": ["ready", "loaded", "unloaded"]},
+        reload={"type": "bool", "default": False},
+        timeout={"type": "float", "default": 300.0},
+        interval={"type": "float", "default": 0.1},
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     runner = TritonModelReady(module)

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2025, Oceanid fleet maintainers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -35,7 +34,9 @@ def isolated_ansible_env(directory: Path, base: Mapping[str, str] | None = None,
     """
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "ansible.cfg").write_text("[defaults]\n", encoding="utf-8")
-    env = {k: v for k, v in (os.environ if base is None else base).items() if not k.startswith(("ANSIBLE_", "OCEANID_"))}
+    env = {
+        k: v for k, v in (os.environ if base is None else base).items() if not k.startswith(("ANSIBLE_", "OCEANID_"))
+    }
     env.update(
         ANSIBLE_CONFIG=str(directory / "ansible.cfg"),
         ANSIBLE_COLLECTIONS_PATH=settings.pop("ANSIBLE_COLLECTIONS_PATH", None) or str(link_collection()),

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2025, Oceanid fleet maintainers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -43,15 +42,33 @@ SECRET_KEY = "testing"
 # at each region's first request and makes DescribeImages slow.
 IMAGE_ID = "ami-0123456789abcdef0"
 IMAGE = {
-    "ami_id": IMAGE_ID, "state": "available", "public": True, "owner_id": "898082745236",
-    "image_location": "amazon/Deep Learning Base OSS Nvidia Driver GPU AMI (Ubuntu 22.04)", "root_device_type": "ebs",
-    "root_device_name": "/dev/sda1", "description": "A GPU AMI stand-in for tests", "image_type": "machine",
-    "architecture": "x86_64", "name": "Deep Learning Base OSS Nvidia Driver GPU AMI (Ubuntu 22.04) 20250101",
-    "virtualization_type": "hvm", "hypervisor": "xen", "sriov": "simple",
+    "ami_id": IMAGE_ID,
+    "state": "available",
+    "public": True,
+    "owner_id": "898082745236",
+    "image_location": "amazon/Deep Learning Base OSS Nvidia Driver GPU AMI (Ubuntu 22.04)",
+    "root_device_type": "ebs",
+    "root_device_name": "/dev/sda1",
+    "description": "A GPU AMI stand-in for tests",
+    "image_type": "machine",
+    "architecture": "x86_64",
+    "name": "Deep Learning Base OSS Nvidia Driver GPU AMI (Ubuntu 22.04) 20250101",
+    "virtualization_type": "hvm",
+    "hypervisor": "xen",
+    "sriov": "simple",
 }
 _CREDENTIAL_RE = re.compile(r"Credential=[^/]+/\d+/([a-z0-9-]+)/")
-_HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-authorization",
-               "proxy-authenticate", "content-length"}
+_HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "te",
+    "trailer",
+    "upgrade",
+    "proxy-authorization",
+    "proxy-authenticate",
+    "content-length",
+}
 
 
 def free_port() -> int:
@@ -74,8 +91,14 @@ def _die_with_parent() -> None:
 def aws_environment() -> dict[str, str]:
     """Environment for a process that talks to the proxy: fake credentials, no real AWS settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(AWS_ACCESS_KEY_ID=ACCESS_KEY, AWS_SECRET_ACCESS_KEY=SECRET_KEY, AWS_DEFAULT_REGION="us-east-1",
-               AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull, AWS_EC2_METADATA_DISABLED="true")
+    env.update(
+        AWS_ACCESS_KEY_ID=ACCESS_KEY,
+        AWS_SECRET_ACCESS_KEY=SECRET_KEY,
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_CONFIG_FILE=os.devnull,
+        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+        AWS_EC2_METADATA_DISABLED="true",
+    )
     return env
 
 
@@ -125,7 +148,7 @@ class MotoEC2:
         self.faults: list[Fault] = []
 
     # --- lifecycle -----------------------------------------------------------------------------------
-    def start(self) -> "MotoEC2":
+    def start(self) -> MotoEC2:
         names = self.regions or ["shared"]
         ports = {name: free_port() for name in names}
         self._amis = tempfile.NamedTemporaryFile("w", suffix=".json", prefix="moto-amis-", delete=False)  # noqa: SIM115
@@ -134,9 +157,15 @@ class MotoEC2:
         env = {**aws_environment(), "MOTO_AMIS_PATH": self._amis.name}
         for name, port in ports.items():
             log = open(self.log_dir / f"moto-{name}.log", "wb") if self.log_dir else subprocess.DEVNULL  # noqa: SIM115
-            self._processes.append(subprocess.Popen(
-                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=_die_with_parent))  # pylint: disable=subprocess-popen-preexec-fn
+            self._processes.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    preexec_fn=_die_with_parent,
+                )
+            )  # pylint: disable=subprocess-popen-preexec-fn
             if log is not subprocess.DEVNULL:
                 log.close()
         for name, port in ports.items():
@@ -149,13 +178,13 @@ class MotoEC2:
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def log_message(self, format, *args):  # noqa: A002 pylint: disable=redefined-builtin
+            def log_message(self, format, *args):
                 pass
 
-            def do_POST(self):  # noqa: N802
+            def do_POST(self):
                 fleet._handle(self)
 
-            def do_GET(self):  # noqa: N802
+            def do_GET(self):
                 fleet._handle(self)
 
         self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -180,7 +209,7 @@ class MotoEC2:
             os.unlink(self._amis.name)
             self._amis = None
 
-    def __enter__(self) -> "MotoEC2":
+    def __enter__(self) -> MotoEC2:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -209,8 +238,13 @@ class MotoEC2:
     def client(self, service: str = "ec2", region: str = "us-east-1"):
         import boto3  # pylint: disable=import-outside-toplevel
 
-        return boto3.client(service, region_name=region, endpoint_url=self.url,
-                            aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY)
+        return boto3.client(
+            service,
+            region_name=region,
+            endpoint_url=self.url,
+            aws_access_key_id=ACCESS_KEY,
+            aws_secret_access_key=SECRET_KEY,
+        )
 
     def reset(self) -> None:
         """Empty every moto backend (moto's reset API) and forget the recorded calls and faults."""
@@ -232,17 +266,36 @@ class MotoEC2:
 
     def count(self, action: str | None = None, region: str | None = None) -> int:
         with self._lock:
-            return sum(1 for c in self.calls if (action is None or c.action == action) and (region is None or c.region == region))
+            return sum(
+                1
+                for c in self.calls
+                if (action is None or c.action == action) and (region is None or c.region == region)
+            )
 
-    def fail(self, action: str, code: str, message: str = "", status: int = 500, region: str | None = None,
-             times: int | None = None, **params: str) -> Fault:
+    def fail(
+        self,
+        action: str,
+        code: str,
+        message: str = "",
+        status: int = 500,
+        region: str | None = None,
+        times: int | None = None,
+        **params: str,
+    ) -> Fault:
         """Answer matching requests (action, region, parameters such as SubnetId) with an AWS error, not forwarding them.
 
         AWS answers InsufficientInstanceCapacity with HTTP 500 (which boto3 retries by default), client errors
         such as AuthFailure or UnauthorizedOperation with 4xx: pass ``status`` accordingly.
         """
-        fault = Fault(action=action, code=code, message=message or f"injected {code}", status=status,
-                      params=dict(params), region=region, times=times)
+        fault = Fault(
+            action=action,
+            code=code,
+            message=message or f"injected {code}",
+            status=status,
+            params=dict(params),
+            region=region,
+            times=times,
+        )
         with self._lock:
             self.faults.append(fault)
         return fault
@@ -266,9 +319,11 @@ class MotoEC2:
                         fault.times -= 1
                     break
         if fault is not None:
-            payload = ('<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error><Code>%s</Code><Message>%s</Message>'
-                       '</Error></Errors><RequestID>%s</RequestID></Response>'
-                       % (fault.code, _xml_escape(fault.message), uuid.uuid4())).encode()
+            payload = (
+                '<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error><Code>%s</Code><Message>%s</Message>'
+                "</Error></Errors><RequestID>%s</RequestID></Response>"
+                % (fault.code, _xml_escape(fault.message), uuid.uuid4())
+            ).encode()
             request.send_response(fault.status)
             request.send_header("Content-Type", "text/xml;charset=UTF-8")
             request.send_header("Content-Length", str(len(payload)))
@@ -298,17 +353,24 @@ def _xml_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def seed_instances(client, count: int, instance_type: str, tags: dict[str, str], subnet_id: str | None = None,
-                   batch: int = 100) -> list[str]:
+def seed_instances(
+    client, count: int, instance_type: str, tags: dict[str, str], subnet_id: str | None = None, batch: int = 100
+) -> list[str]:
     """Launch ``count`` instances of the first moto AMI with tags; returns their IDs."""
     image = IMAGE_ID
     ids = []
     remaining = count
     while remaining > 0:
         n = min(batch, remaining)
-        kwargs = dict(ImageId=image, MinCount=n, MaxCount=n, InstanceType=instance_type,
-                      TagSpecifications=[{"ResourceType": "instance",
-                                          "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}])
+        kwargs = {
+            "ImageId": image,
+            "MinCount": n,
+            "MaxCount": n,
+            "InstanceType": instance_type,
+            "TagSpecifications": [
+                {"ResourceType": "instance", "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}
+            ],
+        }
         if subnet_id:
             kwargs["SubnetId"] = subnet_id
         ids.extend(i["InstanceId"] for i in client.run_instances(**kwargs)["Instances"])

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2025, Oceanid fleet maintainers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -40,8 +39,12 @@ class StubS3(http.server.ThreadingHTTPServer):
         entries = []
         for path, data in files.items():
             self.objects["models/%s/%s" % (key, path)] = data
-            parts = [hashlib.sha256(data[i:i + part_size]).hexdigest() for i in range(0, len(data), part_size)] or [t.EMPTY_SHA256]
-            entries.append({"path": path, "size": len(data), "sha256": hashlib.sha256(data).hexdigest(), "parts": parts})
+            parts = [hashlib.sha256(data[i : i + part_size]).hexdigest() for i in range(0, len(data), part_size)] or [
+                t.EMPTY_SHA256
+            ]
+            entries.append(
+                {"path": path, "size": len(data), "sha256": hashlib.sha256(data).hexdigest(), "parts": parts}
+            )
         manifest = {"format": t.MANIFEST_FORMAT, "key": key, "part_size": part_size, "files": entries}
         self.objects["manifests/models/%s.json" % key] = json.dumps(manifest).encode()
 
@@ -54,7 +57,9 @@ class StubHandler(http.server.BaseHTTPRequestHandler):
 
     def _key(self):
         parsed = urllib.parse.urlsplit(self.path)
-        return urllib.parse.unquote(parsed.path.split("/", 2)[2]) if parsed.path.count("/") >= 2 else "", urllib.parse.parse_qs(parsed.query)
+        return urllib.parse.unquote(parsed.path.split("/", 2)[2]) if parsed.path.count(
+            "/"
+        ) >= 2 else "", urllib.parse.parse_qs(parsed.query)
 
     def _send(self, status, body=b"", headers=None):
         self.send_response(status)
@@ -79,10 +84,16 @@ class StubHandler(http.server.BaseHTTPRequestHandler):
         if "list-type" in query:
             self.server.requests.append(("LIST", key))
             prefix = query.get("prefix", [""])[0]
-            items = "".join("<Contents><Key>%s</Key><Size>%d</Size><ETag>\"%s\"</ETag></Contents>" % (k, len(v), hashlib.md5(v).hexdigest())
-                            for k, v in sorted(self.server.objects.items()) if k.startswith(prefix))
-            body = ('<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">%s<IsTruncated>false</IsTruncated></ListBucketResult>'
-                    % items).encode()
+            items = "".join(
+                '<Contents><Key>%s</Key><Size>%d</Size><ETag>"%s"</ETag></Contents>'
+                % (k, len(v), hashlib.md5(v).hexdigest())
+                for k, v in sorted(self.server.objects.items())
+                if k.startswith(prefix)
+            )
+            body = (
+                '<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">%s<IsTruncated>false</IsTruncated></ListBucketResult>'
+                % items
+            ).encode()
             return self._send(200, body)
         self.server.requests.append(("GET", key))
         data = self.server.objects.get(key)
@@ -91,5 +102,5 @@ class StubHandler(http.server.BaseHTTPRequestHandler):
         ranged = self.headers.get("Range")
         if ranged:
             start, end = (int(x) for x in ranged.split("=")[1].split("-"))
-            return self._send(206, data[start:end + 1])
+            return self._send(206, data[start : end + 1])
         return self._send(200, data)

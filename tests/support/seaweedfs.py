@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2025, Oceanid fleet maintainers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -80,8 +79,15 @@ class SeaweedS3:
       -volume.preStopSeconds 0: ``stop()`` does not wait 10 s for the volume server to drain.
     """
 
-    def __init__(self, workdir: Path | str, access_key: str = ACCESS_KEY, secret_key: str = SECRET_KEY,
-                 volume_size_limit_mb: int = 64, volume_max: int = 256, extra_args: list[str] | None = None):
+    def __init__(
+        self,
+        workdir: Path | str,
+        access_key: str = ACCESS_KEY,
+        secret_key: str = SECRET_KEY,
+        volume_size_limit_mb: int = 64,
+        volume_max: int = 256,
+        extra_args: list[str] | None = None,
+    ):
         self.workdir = Path(workdir)
         self.data_dir = self.workdir / "data"
         self.config_path = self.workdir / "s3.json"
@@ -92,8 +98,16 @@ class SeaweedS3:
         self.volume_size_limit_mb = volume_size_limit_mb
         self.volume_max = volume_max
         self.extra_args = list(extra_args or [])
-        (self.master_port, self.master_grpc_port, self.volume_port, self.volume_grpc_port,
-         self.filer_port, self.filer_grpc_port, self.s3_port, self.s3_grpc_port) = free_ports(8)
+        (
+            self.master_port,
+            self.master_grpc_port,
+            self.volume_port,
+            self.volume_grpc_port,
+            self.filer_port,
+            self.filer_grpc_port,
+            self.s3_port,
+            self.s3_grpc_port,
+        ) = free_ports(8)
         self.process: subprocess.Popen | None = None
         self.startup_seconds: float | None = None
 
@@ -104,30 +118,49 @@ class SeaweedS3:
 
     @property
     def ports(self) -> dict[str, int]:
-        return {"master": self.master_port, "master.grpc": self.master_grpc_port, "volume": self.volume_port,
-                "volume.grpc": self.volume_grpc_port, "filer": self.filer_port, "filer.grpc": self.filer_grpc_port,
-                "s3": self.s3_port, "s3.grpc": self.s3_grpc_port}
+        return {
+            "master": self.master_port,
+            "master.grpc": self.master_grpc_port,
+            "volume": self.volume_port,
+            "volume.grpc": self.volume_grpc_port,
+            "filer": self.filer_port,
+            "filer.grpc": self.filer_grpc_port,
+            "s3": self.s3_port,
+            "s3.grpc": self.s3_grpc_port,
+        }
 
     def command(self) -> list[str]:
         return [
-            str(venv_tool("weed")), "server",
+            str(venv_tool("weed")),
+            "server",
             f"-dir={self.data_dir}",
-            "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-            f"-master.port={self.master_port}", f"-master.port.grpc={self.master_grpc_port}",
-            f"-volume.port={self.volume_port}", f"-volume.port.grpc={self.volume_grpc_port}",
-            f"-filer.port={self.filer_port}", f"-filer.port.grpc={self.filer_grpc_port}",
-            "-s3", f"-s3.port={self.s3_port}", f"-s3.port.grpc={self.s3_grpc_port}",
-            "-s3.port.iceberg=0", "-s3.port.lance=0",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            f"-master.port={self.master_port}",
+            f"-master.port.grpc={self.master_grpc_port}",
+            f"-volume.port={self.volume_port}",
+            f"-volume.port.grpc={self.volume_grpc_port}",
+            f"-filer.port={self.filer_port}",
+            f"-filer.port.grpc={self.filer_grpc_port}",
+            "-s3",
+            f"-s3.port={self.s3_port}",
+            f"-s3.port.grpc={self.s3_grpc_port}",
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
             f"-s3.config={self.config_path}",
-            f"-master.volumeSizeLimitMB={self.volume_size_limit_mb}", f"-volume.max={self.volume_max}",
-            "-master.electionTimeout=1s", "-master.resumeState=false",
+            f"-master.volumeSizeLimitMB={self.volume_size_limit_mb}",
+            f"-volume.max={self.volume_max}",
+            "-master.electionTimeout=1s",
+            "-master.resumeState=false",
             "-volume.preStopSeconds=0",
         ] + self.extra_args
 
     def write_config(self) -> None:
-        identity = {"name": "oceanid-test",
-                    "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}],
-                    "actions": ["Admin", "Read", "Write", "List", "Tagging"]}
+        identity = {
+            "name": "oceanid-test",
+            "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}],
+            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+        }
         self.config_path.write_text(json.dumps({"identities": [identity]}, indent=1), encoding="utf-8")
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -135,7 +168,7 @@ class SeaweedS3:
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
-    def start(self, timeout: float = 60.0) -> "SeaweedS3":
+    def start(self, timeout: float = 60.0) -> SeaweedS3:
         """Start (or restart, on the same data and ports) and wait until S3 answers a signed request."""
         if self.running:
             return self
@@ -143,8 +176,14 @@ class SeaweedS3:
         self.write_config()
         started = time.monotonic()
         with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                            cwd=self.workdir, start_new_session=True)
+            self.process = subprocess.Popen(
+                self.command(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=self.workdir,
+                start_new_session=True,
+            )
         try:
             self.wait_ready(timeout)
         except BaseException:
@@ -156,6 +195,7 @@ class SeaweedS3:
     def wait_ready(self, timeout: float = 60.0) -> None:
         """Until a signed ListBuckets succeeds and the master knows the volume server and all its volumes."""
         from botocore.exceptions import BotoCoreError, ClientError  # pylint: disable=import-outside-toplevel
+
         client = self.boto3_client(retries=1, connect_timeout=1, read_timeout=5)
         expected_volumes = len(list(self.data_dir.glob("*.dat")))
         deadline = time.monotonic() + timeout
@@ -226,55 +266,110 @@ class SeaweedS3:
     def log(self, chars: int = 4000) -> str:
         return self.log_path.read_text(errors="replace")[-chars:] if self.log_path.exists() else ""
 
-    def __enter__(self) -> "SeaweedS3":
+    def __enter__(self) -> SeaweedS3:
         return self.start()
 
     def __exit__(self, *exc_info) -> None:
         self.stop()
 
     # -- clients -----------------------------------------------------------------------------------
-    def boto3_client(self, endpoint_url: str | None = None, retries: int = 3, connect_timeout: float = 5,
-                     read_timeout: float = 120, max_pool_connections: int = 32):
+    def boto3_client(
+        self,
+        endpoint_url: str | None = None,
+        retries: int = 3,
+        connect_timeout: float = 5,
+        read_timeout: float = 120,
+        max_pool_connections: int = 32,
+    ):
         """A boto3 S3 client for this server (or for a proxy in front of it, via ``endpoint_url``)."""
         import boto3  # pylint: disable=import-outside-toplevel
         from botocore.config import Config  # pylint: disable=import-outside-toplevel
-        config = Config(s3={"addressing_style": "path"}, retries={"max_attempts": retries, "mode": "standard"},
-                        connect_timeout=connect_timeout, read_timeout=read_timeout, max_pool_connections=max_pool_connections,
-                        request_checksum_calculation="when_required", response_checksum_validation="when_required")
-        return boto3.client("s3", endpoint_url=endpoint_url or self.endpoint_url, region_name=self.region,
-                            aws_access_key_id=self.access_key, aws_secret_access_key=self.secret_key, config=config)
+
+        config = Config(
+            s3={"addressing_style": "path"},
+            retries={"max_attempts": retries, "mode": "standard"},
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            max_pool_connections=max_pool_connections,
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+        )
+        return boto3.client(
+            "s3",
+            endpoint_url=endpoint_url or self.endpoint_url,
+            region_name=self.region,
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+            config=config,
+        )
 
     def environment(self) -> dict[str, str]:
         """AWS_* variables for tools that read credentials from the environment (s5cmd, the engine's CLI)."""
-        return {"AWS_ACCESS_KEY_ID": self.access_key, "AWS_SECRET_ACCESS_KEY": self.secret_key,
-                "AWS_REGION": self.region, "AWS_DEFAULT_REGION": self.region}
+        return {
+            "AWS_ACCESS_KEY_ID": self.access_key,
+            "AWS_SECRET_ACCESS_KEY": self.secret_key,
+            "AWS_REGION": self.region,
+            "AWS_DEFAULT_REGION": self.region,
+        }
 
 
 # ------------------------------------------------------------------------------------------------
 # Counting, fault-injecting reverse proxy
 # ------------------------------------------------------------------------------------------------
 
-_HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization", "te",
-               "trailer", "transfer-encoding", "upgrade", "expect"}
+_HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "expect",
+}
 # Query parameters that make a bucket- or object-level GET something other than a listing or a download.
-_SUBRESOURCES = {"acl", "attributes", "cors", "lifecycle", "location", "logging", "notification", "object-lock",
-                 "policy", "replication", "retention", "legal-hold", "tagging", "torrent", "uploadId", "uploads",
-                 "versioning", "website", "encryption", "accelerate", "requestPayment", "ownershipControls"}
+_SUBRESOURCES = {
+    "acl",
+    "attributes",
+    "cors",
+    "lifecycle",
+    "location",
+    "logging",
+    "notification",
+    "object-lock",
+    "policy",
+    "replication",
+    "retention",
+    "legal-hold",
+    "tagging",
+    "torrent",
+    "uploadId",
+    "uploads",
+    "versioning",
+    "website",
+    "encryption",
+    "accelerate",
+    "requestPayment",
+    "ownershipControls",
+}
 _CHUNK = 256 * 1024
 
 
 @dataclass
 class ProxiedRequest:
     """One request that went through the proxy."""
+
     method: str
-    kind: str                 # GET, RANGED_GET, HEAD, LIST, PUT, POST, DELETE, OTHER
+    kind: str  # GET, RANGED_GET, HEAD, LIST, PUT, POST, DELETE, OTHER
     bucket: str
     key: str
     query: dict = field(default_factory=dict)
     range: str | None = None
     status: int | None = None  # None: no response was relayed (dropped, or upstream down)
-    body_bytes: int = 0       # response body bytes relayed to the client
-    request_bytes: int = 0    # request body bytes relayed upstream
+    body_bytes: int = 0  # response body bytes relayed to the client
+    request_bytes: int = 0  # request body bytes relayed upstream
 
 
 def classify(method: str, target: str, headers) -> tuple[str, str, str, dict]:
@@ -303,7 +398,7 @@ class _Dropped(Exception):
 
 class _ProxyHandler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    server: "_ProxyServer"
+    server: _ProxyServer
 
     def log_message(self, format, *args):  # pylint: disable=redefined-builtin
         pass  # quiet: the tests read the counters
@@ -361,7 +456,7 @@ class _ProxyHandler(http.server.BaseHTTPRequestHandler):
             upstream.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
             for name, value in self.headers.items():
                 if name.lower() not in _HOP_BY_HOP:
-                    upstream.putheader(name, value)   # Host included, as signed
+                    upstream.putheader(name, value)  # Host included, as signed
             if chunked:
                 upstream.putheader("Transfer-Encoding", "chunked")
             upstream.endheaders()
@@ -388,7 +483,7 @@ class _ProxyHandler(http.server.BaseHTTPRequestHandler):
             upstream.send(line)
             size = int(line.split(b";", 1)[0].strip() or b"0", 16)
             if size == 0:
-                while True:   # trailers, up to the empty line
+                while True:  # trailers, up to the empty line
                     trailer = self.rfile.readline(65537)
                     upstream.send(trailer)
                     if trailer in (b"\r\n", b"\n", b""):
@@ -422,10 +517,10 @@ class _ProxyHandler(http.server.BaseHTTPRequestHandler):
             try:
                 data = response.read(_CHUNK)
             except (OSError, http.client.HTTPException) as exc:
-                raise _Dropped() from exc   # the server went away mid-body
+                raise _Dropped() from exc  # the server went away mid-body
             if not data:
                 if length is not None and sent < int(length):
-                    raise _Dropped()    # the server went away mid-body: http.client reads that as a short body
+                    raise _Dropped()  # the server went away mid-body: http.client reads that as a short body
                 break
             if is_object_body:
                 data, cut = proxy.account(record, data)
@@ -458,7 +553,7 @@ class _ProxyServer(http.server.ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address, proxy: "CountingProxy"):
+    def __init__(self, address, proxy: CountingProxy):
         self.proxy = proxy
         super().__init__(address, _ProxyHandler)
 
@@ -498,9 +593,13 @@ class CountingProxy:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> "CountingProxy":
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
-                                        name=f"counting-proxy-{self.port}", daemon=True)
+    def start(self) -> CountingProxy:
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name=f"counting-proxy-{self.port}",
+            daemon=True,
+        )
         self._thread.start()
         return self
 
@@ -510,7 +609,7 @@ class CountingProxy:
         if self._thread is not None:
             self._thread.join(10)
 
-    def __enter__(self) -> "CountingProxy":
+    def __enter__(self) -> CountingProxy:
         return self.start()
 
     def __exit__(self, *exc_info) -> None:
@@ -549,7 +648,9 @@ class CountingProxy:
     def bytes_relayed(self, key: str | None = None) -> int:
         """Object-body bytes sent to clients (GET and ranged GET responses), of one key or of all."""
         with self._lock:
-            return sum(r.body_bytes for r in self.requests if r.kind in ("GET", "RANGED_GET") and (key is None or r.key == key))
+            return sum(
+                r.body_bytes for r in self.requests if r.kind in ("GET", "RANGED_GET") and (key is None or r.key == key)
+            )
 
     # -- faults ------------------------------------------------------------------------------------
     def on_bytes(self, threshold: int, callback) -> None:
@@ -572,7 +673,7 @@ class CountingProxy:
             limit = self.fail_after_bytes
             cut = False
             if limit is not None and self.object_bytes + len(data) >= limit:
-                data = data[:max(0, limit - self.object_bytes)]
+                data = data[: max(0, limit - self.object_bytes)]
                 cut = True
                 if self.stay_down:
                     self.down = True

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2025, Oceanid fleet maintainers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -24,14 +23,16 @@ MODELS_DIR = REPO_ROOT / "triton-models"
 TEMPLATE_NAME = "config.pbtxt.j2"
 
 # The variables the role passes to every template (the contract with roles/triton_server).
-TEMPLATE_VARIABLES = frozenset({
-    "triton_model_name",
-    "triton_model_instance_kind",
-    "triton_model_gpus",
-    "triton_model_instance_count",
-    "triton_model_max_batch_size",
-    "triton_model_parameters",
-})
+TEMPLATE_VARIABLES = frozenset(
+    {
+        "triton_model_name",
+        "triton_model_instance_kind",
+        "triton_model_gpus",
+        "triton_model_instance_count",
+        "triton_model_max_batch_size",
+        "triton_model_parameters",
+    }
+)
 # Variables a single template may read in addition (with a default).
 OPTIONAL_VARIABLES = {"distilbert-base-uncased": frozenset({"triton_model_num_versions"})}
 
@@ -43,7 +44,9 @@ def model_dirs() -> list[Path]:
 
 def environment(loader_dir: Path | None = None) -> jinja2.Environment:
     loader = jinja2.FileSystemLoader(str(loader_dir)) if loader_dir else None
-    return jinja2.Environment(loader=loader, trim_blocks=True, undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    return jinja2.Environment(
+        loader=loader, trim_blocks=True, undefined=jinja2.StrictUndefined, keep_trailing_newline=True
+    )
 
 
 def variables_used(model_dir: Path) -> set[str]:
@@ -73,7 +76,10 @@ def install_model(model_dir: Path, repository: Path, **variables) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     for version in model_dir.iterdir():
         if version.is_dir() and version.name.isdigit():
-            shutil.copytree(version, dest / version.name, dirs_exist_ok=True,
-                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    (dest / "config.pbtxt").write_text(render_config(model_dir, **{"triton_model_name": name, **variables}), encoding="utf-8")
+            shutil.copytree(
+                version, dest / version.name, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+            )
+    (dest / "config.pbtxt").write_text(
+        render_config(model_dir, **{"triton_model_name": name, **variables}), encoding="utf-8"
+    )
     return dest

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2025, Oceanid fleet maintainers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -45,8 +44,12 @@ def available() -> bool:
 
 def system_python_version() -> str:
     """major.minor of the system Python whose libpython the Python-backend stub links."""
-    out = subprocess.run(["/usr/bin/python3", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        ["/usr/bin/python3", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return out.stdout.strip()
 
 
@@ -74,7 +77,10 @@ def make_backend_dir(root: Path) -> Path:
     links = {
         "libtriton_python.so": wheel / "backends" / "python" / "libtriton_python.so",
         "triton_python_backend_utils.py": wheel / "backends" / "python" / "triton_python_backend_utils.py",
-        "triton_python_backend_stub": wheel / "python_backend_stubs" / system_python_version() / "triton_python_backend_stub",
+        "triton_python_backend_stub": wheel
+        / "python_backend_stubs"
+        / system_python_version()
+        / "triton_python_backend_stub",
     }
     for name, source in links.items():
         link = python_dir / name
@@ -92,8 +98,14 @@ def free_port() -> int:
 class TritonServer:
     """One tritonserver process; ``start()``/``stop()``/``kill()``, ports chosen free at construction."""
 
-    def __init__(self, repository: Path, workdir: Path, model_control_mode: str = "explicit",
-                 load_models: list[str] | None = None, extra_args: list[str] | None = None):
+    def __init__(
+        self,
+        repository: Path,
+        workdir: Path,
+        model_control_mode: str = "explicit",
+        load_models: list[str] | None = None,
+        extra_args: list[str] | None = None,
+    ):
         self.repository = Path(repository)
         self.workdir = Path(workdir)
         self.model_control_mode = model_control_mode
@@ -118,8 +130,10 @@ class TritonServer:
             f"--model-control-mode={self.model_control_mode}",
             "--strict-readiness=true",
             "--exit-on-error=false",
-            "--http-address=127.0.0.1", f"--http-port={self.http_port}",
-            "--grpc-address=127.0.0.1", f"--grpc-port={self.grpc_port}",
+            "--http-address=127.0.0.1",
+            f"--http-port={self.http_port}",
+            "--grpc-address=127.0.0.1",
+            f"--grpc-port={self.grpc_port}",
             f"--metrics-port={self.metrics_port}",
             "--allow-metrics=false",
             f"--backend-config=python,shm-region-prefix-name={self.shm_prefix}",
@@ -129,15 +143,24 @@ class TritonServer:
 
     def environment(self) -> dict[str, str]:
         site = wheel_site_packages()
-        return {**os.environ, "LD_LIBRARY_PATH": str(site / "nvidia_pytriton.libs"),
-                "OCEANID_TRITON_SITE_PACKAGES": str(site)}
+        return {
+            **os.environ,
+            "LD_LIBRARY_PATH": str(site / "nvidia_pytriton.libs"),
+            "OCEANID_TRITON_SITE_PACKAGES": str(site),
+        }
 
-    def start(self, wait: bool = True, timeout: float = 60.0) -> "TritonServer":
+    def start(self, wait: bool = True, timeout: float = 60.0) -> TritonServer:
         install_site_hook()
         self.workdir.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "ab")  # pylint: disable=consider-using-with
-        self.process = subprocess.Popen(self.command(), env=self.environment(), stdout=log, stderr=subprocess.STDOUT,
-                                        cwd=self.workdir, start_new_session=True)
+        log = open(self.log_path, "ab")  # noqa: SIM115  # pylint: disable=consider-using-with  (the server owns it)
+        self.process = subprocess.Popen(
+            self.command(),
+            env=self.environment(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=self.workdir,
+            start_new_session=True,
+        )
         log.close()
         if wait:
             try:

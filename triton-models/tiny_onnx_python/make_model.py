@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2025, Oceanid fleet maintainers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -48,8 +47,9 @@ def build_model():
         [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["batch", len(BIAS)])],
         initializer=[weights, bias],
     )
-    model = helper.make_model(graph, producer_name="oceanid.fleet", producer_version="1",
-                              opset_imports=[helper.make_opsetid("", OPSET)])
+    model = helper.make_model(
+        graph, producer_name="oceanid.fleet", producer_version="1", opset_imports=[helper.make_opsetid("", OPSET)]
+    )
     model.ir_version = IR_VERSION
     checker.check_model(model, full_check=True)
     return model

@@ -2,6 +2,7 @@
 
 Usage: infer_loop.py URL MODEL STOP_FILE MAX_SECONDS   (prints one JSON object)
 """
+
 import json
 import os
 import sys

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2025, Oceanid fleet maintainers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -24,10 +23,19 @@ from botocore.exceptions import ClientError
 
 
 def _client(endpoint, access=None, secret=None):
-    config = Config(signature_version=UNSIGNED if access is None else "s3v4", retries={"max_attempts": 1},
-                    s3={"addressing_style": "path"})
-    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id=access,
-                        aws_secret_access_key=secret, config=config)
+    config = Config(
+        signature_version=UNSIGNED if access is None else "s3v4",
+        retries={"max_attempts": 1},
+        s3={"addressing_style": "path"},
+    )
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=access,
+        aws_secret_access_key=secret,
+        config=config,
+    )
 
 
 def _error(call):

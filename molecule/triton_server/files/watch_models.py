@@ -2,6 +2,7 @@
 
 Usage: watch_models.py URL STOP_FILE MAX_SECONDS MODEL [MODEL...]   (prints one JSON object)
 """
+
 import json
 import os
 import sys

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2025, Oceanid fleet maintainers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -26,8 +25,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import s3_transfer  # noqa: E402  pylint: disable=wrong-import-position,import-error
-import triton  # noqa: E402  pylint: disable=wrong-import-position,import-error
+import s3_transfer
+import triton
 
 
 def log(message, **fields):
@@ -37,7 +36,7 @@ def log(message, **fields):
 
 
 def now():
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def write_json_atomic(path, data):
@@ -69,8 +68,11 @@ class Puller:
     def __init__(self, config):
         self.config = config
         source = config["source"]
-        endpoint = s3_transfer.S3Endpoint(source.get("endpoint_url") or None, source.get("region") or None,
-                                          verify_tls=source.get("validate_certs", True))
+        endpoint = s3_transfer.S3Endpoint(
+            source.get("endpoint_url") or None,
+            source.get("region") or None,
+            verify_tls=source.get("validate_certs", True),
+        )
         self.s3 = s3_transfer.S3Client(endpoint, max_connections=config.get("concurrency", 16))
         self.bucket = source["bucket"]
         self.triton = triton.TritonClient(config["triton"]["url"], timeout=10.0)
@@ -120,7 +122,11 @@ class Puller:
         model_dir = os.path.join(self.repository, name)
         versions = s3_transfer.list_versions(self.s3, self.bucket, key)
         if not versions:
-            record["last_error"] = "no numbered version under s3://%s/models/%s/ or manifests/models/%s/" % (self.bucket, key, key)
+            record["last_error"] = "no numbered version under s3://%s/models/%s/ or manifests/models/%s/" % (
+                self.bucket,
+                key,
+                key,
+            )
             log("no version at the source", model=name, key=key)
             return False
         newest, kind = versions[-1]
@@ -136,14 +142,26 @@ class Puller:
 
         staged = os.path.join(self.staging, name, str(newest))
         log("pulling", model=name, version=newest, source=kind)
-        result = s3_transfer.hydrate(self.s3, self.bucket, staged, model_key="%s/%d" % (key, newest) if kind == "manifest" else None,
-                                     prefix=None if kind == "manifest" else "models/%s/%d/" % (key, newest),
-                                     concurrency=self.config.get("concurrency", 16))
-        log("hydrated", model=name, version=newest, files=result["files_fetched"], bytes=result["bytes_fetched"],
-            seconds=result["seconds"], verification=result["verification"])
+        result = s3_transfer.hydrate(
+            self.s3,
+            self.bucket,
+            staged,
+            model_key="%s/%d" % (key, newest) if kind == "manifest" else None,
+            prefix=None if kind == "manifest" else "models/%s/%d/" % (key, newest),
+            concurrency=self.config.get("concurrency", 16),
+        )
+        log(
+            "hydrated",
+            model=name,
+            version=newest,
+            files=result["files_fetched"],
+            bytes=result["bytes_fetched"],
+            seconds=result["seconds"],
+            verification=result["verification"],
+        )
         os.makedirs(model_dir, exist_ok=True)
         target = os.path.join(model_dir, str(newest))
-        os.rename(staged, target)            # the version appears whole, or not at all
+        os.rename(staged, target)  # the version appears whole, or not at all
         fsync_dir(model_dir)
         for sidecar in os.listdir(os.path.join(self.staging, name)):
             if sidecar.startswith(".%d." % newest):
@@ -162,7 +180,9 @@ class Puller:
 
     def source_identity(self, key, version, kind):
         """What identifies a version's content at the source (a re-published bad version is retried)."""
-        target = "manifests/models/%s/%d.json" % (key, version) if kind == "manifest" else "models/%s/%d/" % (key, version)
+        target = (
+            "manifests/models/%s/%d.json" % (key, version) if kind == "manifest" else "models/%s/%d/" % (key, version)
+        )
         if kind == "manifest":
             head = self.s3.head(self.bucket, target)
             return "%s@%s" % (target, (head or {}).get("ETag", "").strip('"'))
@@ -177,17 +197,27 @@ class Puller:
         fsync_dir(model_dir)
         previous = local_versions(model_dir)
         if self.explicit and previous:
-            self.load(name)   # back to the versions on disk, the previous one
-        record["bad_versions"][str(version)] = {"reason": reason, "source": source_id, "at": now(), "moved_to": rejected}
+            self.load(name)  # back to the versions on disk, the previous one
+        record["bad_versions"][str(version)] = {
+            "reason": reason,
+            "source": source_id,
+            "at": now(),
+            "moved_to": rejected,
+        }
         record["last_error"] = "version %d failed to load: %s" % (version, reason)
         record["serving_version"] = previous[-1] if previous else None
-        log("version failed to load; previous version keeps serving", model=name, version=version,
-            serving=record["serving_version"], reason=reason)
+        log(
+            "version failed to load; previous version keeps serving",
+            model=name,
+            version=version,
+            serving=record["serving_version"],
+            reason=reason,
+        )
 
     def prune(self, name, model_dir, keep, newest):
         """Remove the oldest versions so that ``keep`` remain (the one just published among them)."""
         older = [v for v in local_versions(model_dir) if v != newest]
-        for old in older[:max(0, len(older) - (keep - 1))]:
+        for old in older[: max(0, len(older) - (keep - 1))]:
             trash = os.path.join(self.staging, ".trash-%s-%d-%d" % (name, old, os.getpid()))
             os.rename(os.path.join(model_dir, str(old)), trash)
             remove(trash)

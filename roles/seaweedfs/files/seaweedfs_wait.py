@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2025, Oceanid fleet maintainers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -27,8 +26,8 @@ import datetime
 import hashlib
 import hmac
 import json
-import re
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -163,10 +162,12 @@ def sigv4_headers(url, access_key, secret_key, now, region="us-east-1"):
     canonical_headers = f"host:{parts.netloc}\nx-amz-content-sha256:{_EMPTY_SHA256}\nx-amz-date:{amz_date}\n"
     signed_headers = "host;x-amz-content-sha256;x-amz-date"
     canonical_request = "\n".join(
-        ["GET", urllib.parse.quote(parts.path or "/"), query, canonical_headers, signed_headers, _EMPTY_SHA256])
+        ["GET", urllib.parse.quote(parts.path or "/"), query, canonical_headers, signed_headers, _EMPTY_SHA256]
+    )
     scope = f"{datestamp}/{region}/s3/aws4_request"
     string_to_sign = "\n".join(
-        ["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical_request.encode("utf-8")).hexdigest()])
+        ["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical_request.encode("utf-8")).hexdigest()]
+    )
     key = _hmac(("AWS4" + secret_key).encode("utf-8"), datestamp)
     for part in (region, "s3", "aws4_request"):
         key = _hmac(key, part)
@@ -198,15 +199,18 @@ def _check_s3(check, config_file, anonymous_denied):
         identities = json.load(handle).get("identities", [])
     for identity in identities:
         for credential in identity.get("credentials", []):
-            headers = sigv4_headers(url, credential["accessKey"], credential["secretKey"],
-                                    datetime.datetime.now(datetime.timezone.utc))
+            headers = sigv4_headers(
+                url, credential["accessKey"], credential["secretKey"], datetime.datetime.now(datetime.UTC)
+            )
             status, code = _s3_get(url, headers)
             if status != 200 and not (status == 403 and code == "AccessDenied"):
                 return f"S3 at {url} refused identity {identity.get('name')}: HTTP {status} {code}"
     if anonymous_denied:
         status, code = _s3_get(url, {})
         if status != 403:
-            return f"S3 at {url} answered an unsigned request with HTTP {status} {code}, not 403: anonymous access is on"
+            return (
+                f"S3 at {url} answered an unsigned request with HTTP {status} {code}, not 403: anonymous access is on"
+            )
     return None
 
 

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2025, Oceanid fleet maintainers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -34,7 +33,9 @@ def moto(tmp_path_factory) -> MotoEC2:
 def ansible_env(tmp_path_factory, moto) -> dict[str, str]:
     """The environment of ansible-inventory/ansible-playbook: this checkout, no caller settings, fake AWS keys."""
     directory = tmp_path_factory.mktemp("ansible")
-    return isolated_ansible_env(directory, aws_environment(), ANSIBLE_HOME=str(directory / "home"), ANSIBLE_DEPRECATION_WARNINGS="0")
+    return isolated_ansible_env(
+        directory, aws_environment(), ANSIBLE_HOME=str(directory / "home"), ANSIBLE_DEPRECATION_WARNINGS="0"
+    )
 
 
 @pytest.fixture
@@ -42,7 +43,9 @@ def inventory(ansible_env):
     """Run ``ansible-inventory -i <path> --list`` (plus arguments); returns a Run."""
 
     def _inventory(path: Path, *args: str, env: dict[str, str] | None = None) -> Run:
-        return run([str(VENV_BIN / "ansible-inventory"), "-i", str(path), "--list", *args], {**ansible_env, **(env or {})})
+        return run(
+            [str(VENV_BIN / "ansible-inventory"), "-i", str(path), "--list", *args], {**ansible_env, **(env or {})}
+        )
 
     return _inventory
 

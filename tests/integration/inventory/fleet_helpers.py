@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2025, Oceanid fleet maintainers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -30,5 +29,7 @@ class Run:
 
 def run(args: list[str], env: dict[str, str], cwd: Path | None = None, timeout: float = 120) -> Run:
     start = time.monotonic()
-    process = subprocess.run(args, env=env, cwd=cwd or REPO_ROOT, capture_output=True, text=True, timeout=timeout, check=False)
+    process = subprocess.run(
+        args, env=env, cwd=cwd or REPO_ROOT, capture_output=True, text=True, timeout=timeout, check=False
+    )
     return Run(process.returncode, process.stdout, process.stderr, time.monotonic() - start)

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2025, Oceanid fleet maintainers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -22,9 +21,15 @@ from tests.support.moto_ec2 import seed_instances
 
 STATIC = {
     "tethys": {"groups": ["k3s_servers"], "vars": {"ansible_host": "tethys.example.com"}},
-    "calypso": {"groups": ["gpu_hosts"], "gpu": {"model": "RTX 4090", "count": 2, "memory_mib": 24564},
-                "vars": {"ansible_host": "calypso.example.com"}},
-    "seaweed1": {"groups": ["storage_nodes"], "vars": {"ansible_host": "seaweed1.example.com", "seaweed_role": "master"}},
+    "calypso": {
+        "groups": ["gpu_hosts"],
+        "gpu": {"model": "RTX 4090", "count": 2, "memory_mib": 24564},
+        "vars": {"ansible_host": "calypso.example.com"},
+    },
+    "seaweed1": {
+        "groups": ["storage_nodes"],
+        "vars": {"ansible_host": "seaweed1.example.com", "seaweed_role": "master"},
+    },
 }
 EVIL = "{{ lookup('pipe', 'id') }}"
 
@@ -41,14 +46,14 @@ def fleet(moto):
     ids = {}
     for client, name, itype, tags in [
         (east, "gpu-a", "g6.xlarge", managed("gpu-a", "gpu_hosts")),
-        (east, "gpu-b", "g5.2xlarge", managed("gpu-b", "k3s_agents")),           # a GPU type: also gpu_hosts
+        (east, "gpu-b", "g5.2xlarge", managed("gpu-b", "k3s_agents")),  # a GPU type: also gpu_hosts
         (east, "cpu-agent", "t3.large", managed("cpu-agent", "k3s_agents")),
-        (east, "seaweed1", "t3.large", managed("seaweed1", "storage_nodes")),    # also a static host
+        (east, "seaweed1", "t3.large", managed("seaweed1", "storage_nodes")),  # also a static host
         (east, "evil", "g6.xlarge", managed("evil", "gpu_hosts, k3s_agents", note=EVIL)),
         (east, "unmanaged", "g6.xlarge", {"Name": "unmanaged"}),
         (east, "stopped", "g6.xlarge", managed("stopped", "gpu_hosts")),
         (west, "p4", "p4d.24xlarge", managed("p4", "gpu_hosts")),
-        (west, "gpu-a-west", "g6.xlarge", managed("gpu-a", "gpu_hosts")),          # same Name as gpu-a
+        (west, "gpu-a-west", "g6.xlarge", managed("gpu-a", "gpu_hosts")),  # same Name as gpu-a
         (south, "g4", "g4dn.12xlarge", managed("g4", "gpu_hosts")),
     ]:
         ids[name] = seed_instances(client, 1, itype, tags)[0]
@@ -101,8 +106,14 @@ def test_three_regions_and_static_hosts_make_one_inventory(fleet, write_config, 
     assert gpu_a["ec2_region"] == "us-east-1"
     assert gpu_a["ec2_lifecycle"] == "on-demand"
     assert gpu_a["ec2_tags"]["fleet:role"] == "gpu_hosts"
-    assert gpu_a["fleet_gpu"] == {"vendor": "nvidia", "model": "L4", "count": 1,
-                                  "memory_mib": 22888, "memory_gib": 22.4, "total_memory_mib": 22888}
+    assert gpu_a["fleet_gpu"] == {
+        "vendor": "nvidia",
+        "model": "L4",
+        "count": 1,
+        "memory_mib": 22888,
+        "memory_gib": 22.4,
+        "total_memory_mib": 22888,
+    }
     assert gpu_a["fleet_sources"] == ["fleet_ec2"]
     assert plain(hostvars["p4"])["fleet_gpu"]["model"] == "A100" and plain(hostvars["p4"])["fleet_gpu"]["count"] == 8
     assert plain(hostvars["g4"])["fleet_gpu"]["count"] == 4
@@ -118,7 +129,9 @@ def test_three_regions_and_static_hosts_make_one_inventory(fleet, write_config, 
     assert "seaweed1" in groups["fleet_ec2_us_east_1"]
 
     # two instances named gpu-a: the second is named by its instance ID, with a warning naming both
-    assert f"instance {ids['gpu-a-west']} would be named 'gpu-a' like instance {ids['gpu-a']}" in " ".join(result.stderr.split())
+    assert f"instance {ids['gpu-a-west']} would be named 'gpu-a' like instance {ids['gpu-a']}" in " ".join(
+        result.stderr.split()
+    )
 
 
 def test_remote_data_is_never_templated(fleet, write_config, ansible_env):
@@ -127,8 +140,19 @@ def test_remote_data_is_never_templated(fleet, write_config, ansible_env):
     listed = run([str(VENV_BIN / "ansible-inventory"), "-i", str(path), "--list"], ansible_env)
     assert json.loads(listed.stdout)["_meta"]["hostvars"]["evil"]["ec2_tags"]["note"] == {"__ansible_unsafe": EVIL}
 
-    task = run([str(VENV_BIN / "ansible"), "-i", str(path), "evil", "-m", "ansible.builtin.debug", "-a",
-                "msg={{ ec2_tags.note }}"], ansible_env)
+    task = run(
+        [
+            str(VENV_BIN / "ansible"),
+            "-i",
+            str(path),
+            "evil",
+            "-m",
+            "ansible.builtin.debug",
+            "-a",
+            "msg={{ ec2_tags.note }}",
+        ],
+        ansible_env,
+    )
     assert task.rc == 0, task.stdout + task.stderr
     assert EVIL in task.stdout
     assert "uid=" not in task.stdout
@@ -140,14 +164,16 @@ def test_prefer_ec2_takes_the_instance_variables(fleet, write_config, inventory)
     assert result.rc == 0, result.stderr
     seaweed = plain(result.json()["_meta"]["hostvars"]["seaweed1"])
     assert seaweed["ansible_host"] == addresses[ids["seaweed1"]]
-    assert seaweed["seaweed_role"] == "master"          # static-only variables stay
+    assert seaweed["seaweed_role"] == "master"  # static-only variables stay
     assert list(result.json()["_meta"]["hostvars"]).count("seaweed1") == 1
 
 
 def test_ansible_host_precedence_and_states(fleet, write_config, inventory):
     ids, _addresses = fleet
     config = base_config()
-    config["ec2"][0].update(ansible_host=["private-ip-address"], states=["running", "stopped"], hostnames=["instance-id"])
+    config["ec2"][0].update(
+        ansible_host=["private-ip-address"], states=["running", "stopped"], hostnames=["instance-id"]
+    )
     result = inventory(write_config(config))
     assert result.rc == 0, result.stderr
     hostvars = result.json()["_meta"]["hostvars"]
@@ -165,8 +191,9 @@ CONSTRUCTED = {
 
 def test_a_cache_hit_makes_no_api_call_and_keeps_every_group(fleet, write_config, inventory, moto, tmp_path):
     cache = tmp_path / "cache"
-    path = write_config(base_config(cache=True, cache_plugin="ansible.builtin.jsonfile", cache_connection=str(cache),
-                                    **CONSTRUCTED))
+    path = write_config(
+        base_config(cache=True, cache_plugin="ansible.builtin.jsonfile", cache_connection=str(cache), **CONSTRUCTED)
+    )
     moto.clear_calls()
     cold = inventory(path)
     assert cold.rc == 0, cold.stderr
@@ -197,22 +224,27 @@ def test_editing_the_config_misses_the_cache(fleet, write_config, inventory, mot
     path = write_config(config)
     assert inventory(path).rc == 0
     moto.clear_calls()
-    assert inventory(path).rc == 0 and moto.count() == 0          # cached
+    assert inventory(path).rc == 0 and moto.count() == 0  # cached
 
-    config["ec2"][0]["states"] = ["running", "stopped"]            # an edit
+    config["ec2"][0]["states"] = ["running", "stopped"]  # an edit
     write_config(config)
     moto.clear_calls()
     edited = inventory(path)
     assert edited.rc == 0, edited.stderr
-    assert moto.count("DescribeInstances") == len(REGIONS)         # a miss: the key covers the content
+    assert moto.count("DescribeInstances") == len(REGIONS)  # a miss: the key covers the content
     assert "stopped" in edited.json()["_meta"]["hostvars"]
     moto.clear_calls()
-    assert inventory(path).rc == 0 and moto.count() == 0           # and the new content is cached in turn
+    assert inventory(path).rc == 0 and moto.count() == 0  # and the new content is cached in turn
 
 
 def test_a_failing_region_is_named_with_its_credential_and_reason(fleet, write_config, inventory, moto, tmp_path):
-    moto.fail("DescribeInstances", "AuthFailure", "AWS was not able to validate the provided access credentials",
-              status=401, region="eu-west-1")
+    moto.fail(
+        "DescribeInstances",
+        "AuthFailure",
+        "AWS was not able to validate the provided access credentials",
+        status=401,
+        region="eu-west-1",
+    )
     try:
         path = write_config(base_config())
         failed = inventory(path, env={"ANSIBLE_INVENTORY_UNPARSED_FAILED": "true"})
@@ -225,8 +257,12 @@ def test_a_failing_region_is_named_with_its_credential_and_reason(fleet, write_c
 
         # region_errors=warn: the other regions, a warning, and nothing cached
         cache = tmp_path / "cache"
-        path = write_config(base_config(region_errors="warn", cache=True, cache_plugin="ansible.builtin.jsonfile",
-                                        cache_connection=str(cache)), name="warn.fleet.yml")
+        path = write_config(
+            base_config(
+                region_errors="warn", cache=True, cache_plugin="ansible.builtin.jsonfile", cache_connection=str(cache)
+            ),
+            name="warn.fleet.yml",
+        )
         partial = inventory(path)
         assert partial.rc == 0, partial.stderr
         assert "p4" not in partial.json()["_meta"]["hostvars"] and "gpu-a" in partial.json()["_meta"]["hostvars"]
@@ -267,10 +303,10 @@ def test_the_example_inventory_reads_ec2(fleet, inventory, moto, tmp_path):
     data = result.json()
     groups = groups_of(data)
     assert groups["k3s_servers"] == {"tethys"}
-    assert {"tethys", "calypso"} <= groups["storage_nodes"]       # the first one becomes SeaweedFS master and filer
+    assert {"tethys", "calypso"} <= groups["storage_nodes"]  # the first one becomes SeaweedFS master and filer
     assert {"calypso", "gpu-a", "gpu-b", "evil"} <= groups["gpu_hosts"]
     assert {"gpu-b", "cpu-agent"} <= groups["k3s_agents"]
-    assert "p4" not in data["_meta"]["hostvars"]                   # eu-west-1 is not in the example
-    assert plain(data["_meta"]["hostvars"]["tethys"])["ansible_user"] == "ops"        # group_vars/all
-    assert plain(data["_meta"]["hostvars"]["gpu-a"])["ansible_user"] == "ubuntu"      # the source's vars
+    assert "p4" not in data["_meta"]["hostvars"]  # eu-west-1 is not in the example
+    assert plain(data["_meta"]["hostvars"]["tethys"])["ansible_user"] == "ops"  # group_vars/all
+    assert plain(data["_meta"]["hostvars"]["gpu-a"])["ansible_user"] == "ubuntu"  # the source's vars
     assert (tmp_path / ".cache" / "oceanid-fleet" / "inventory").is_dir()

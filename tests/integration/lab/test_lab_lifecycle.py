@@ -22,8 +22,15 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")
 
 
 def lab(*args: str, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "lab", *args], cwd=REPO_ROOT, capture_output=True, text=True,
-                          check=check, env={**os.environ, **(env or {})}, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "lab", *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=check,
+        env={**os.environ, **(env or {})},
+        timeout=600,
+    )
 
 
 def sh(command: str) -> str:
@@ -78,24 +85,36 @@ def test_up_again_keeps_running_hosts(three_hosts):
 
 def test_hosts_have_distinct_identities(three_hosts):
     ids = {lab("ssh", name, "--", "cat", "/etc/machine-id").stdout.strip() for name in three_hosts}
-    keys = {lab("ssh", name, "--", "cat", "/etc/ssh/ssh_host_ed25519_key.pub").stdout.split()[1] for name in three_hosts}
+    keys = {
+        lab("ssh", name, "--", "cat", "/etc/ssh/ssh_host_ed25519_key.pub").stdout.split()[1] for name in three_hosts
+    }
     assert len(ids) == 3 and len(keys) == 3
 
 
 def test_egress_beyond_mirrors_is_refused(three_hosts):
     # A documentation address: the lab's FORWARD chain drops it before it leaves the machine.
-    proc = lab("ssh", three_hosts[0], "--", "timeout", "3", "bash", "-c", "'echo > /dev/tcp/198.51.100.7/443'",
-               check=False)
+    proc = lab(
+        "ssh", three_hosts[0], "--", "timeout", "3", "bash", "-c", "'echo > /dev/tcp/198.51.100.7/443'", check=False
+    )
     assert proc.returncode != 0
 
 
 def test_down_of_a_hung_host_kills_it_through_its_cgroup(three_hosts):
     name = three_hosts[2]
     # A unit that never stops in time: systemd would wait for it far longer than the lab does.
-    unit = ("[Service]\nExecStart=/bin/sleep infinity\nExecStop=/bin/sleep infinity\nTimeoutStopSec=infinity\n"
-            "[Install]\nWantedBy=multi-user.target\n")
-    lab("ssh", name, "--", "sudo", "sh", "-c",
-        f"'printf \"{unit}\" > /etc/systemd/system/hang.service && systemctl daemon-reload && systemctl start hang'")
+    unit = (
+        "[Service]\nExecStart=/bin/sleep infinity\nExecStop=/bin/sleep infinity\nTimeoutStopSec=infinity\n"
+        "[Install]\nWantedBy=multi-user.target\n"
+    )
+    lab(
+        "ssh",
+        name,
+        "--",
+        "sudo",
+        "sh",
+        "-c",
+        f"'printf \"{unit}\" > /etc/systemd/system/hang.service && systemctl daemon-reload && systemctl start hang'",
+    )
     started = time.monotonic()
     lab("down", name, env={"OCEANID_LAB_STOP_TIMEOUT": "3"})
     assert time.monotonic() - started < 30

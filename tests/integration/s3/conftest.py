@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2025, Oceanid fleet maintainers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -27,6 +26,7 @@ def _make_collection_importable() -> None:
         sys.path.insert(0, str(COLLECTIONS_PATH))
     from ansible.plugins.loader import init_plugin_loader  # pylint: disable=import-outside-toplevel
     from ansible.utils.collection_loader import AnsibleCollectionConfig  # pylint: disable=import-outside-toplevel
+
     if AnsibleCollectionConfig.collection_finder is None:
         init_plugin_loader([str(COLLECTIONS_PATH)])
 
@@ -60,7 +60,7 @@ _BUCKETS_MADE = [0]
 @pytest.fixture
 def s3(seaweed, proxy, request) -> S3Case:
     """A fresh bucket for this test; the proxy's counters and faults cleared; the server running."""
-    if not seaweed.running:   # an earlier test killed it and failed before restarting it
+    if not seaweed.running:  # an earlier test killed it and failed before restarting it
         seaweed.start()
     proxy.heal()
     proxy.reset()
@@ -76,8 +76,13 @@ def s3(seaweed, proxy, request) -> S3Case:
 def ansible_env(tmp_path) -> dict[str, str]:
     """An environment for `ansible` unaffected by the caller's settings, with this checkout's collection."""
     base = {name: value for name, value in os.environ.items() if not name.startswith("AWS_")}
-    return isolated_ansible_env(tmp_path, base, ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS_PATH), ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
-                                ANSIBLE_STDOUT_CALLBACK="ansible.posix.json")
+    return isolated_ansible_env(
+        tmp_path,
+        base,
+        ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS_PATH),
+        ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
+        ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
+    )
 
 
 @pytest.fixture

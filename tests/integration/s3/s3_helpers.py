@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2025, Oceanid fleet maintainers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -12,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ansible_collections.oceanid.fleet.plugins.module_utils import s3_transfer
-
 from tests.support.seaweedfs import CountingProxy, SeaweedS3
 
 MiB = 1024 * 1024
@@ -61,8 +59,9 @@ def beside(dest: Path) -> list[str]:
 
 
 def part_digests(data: bytes, part_size: int) -> list[str]:
-    return [hashlib.sha256(data[i:i + part_size]).hexdigest() for i in range(0, len(data), part_size)] or [
-        hashlib.sha256(b"").hexdigest()]
+    return [hashlib.sha256(data[i : i + part_size]).hexdigest() for i in range(0, len(data), part_size)] or [
+        hashlib.sha256(b"").hexdigest()
+    ]
 
 
 @dataclass
@@ -74,9 +73,12 @@ class S3Case:
     bucket: str
 
     def endpoint(self, through_proxy: bool = True) -> s3_transfer.S3Endpoint:
-        return s3_transfer.S3Endpoint(endpoint_url=self.proxy.url if through_proxy else self.seaweed.endpoint_url,
-                                      region=self.seaweed.region, access_key=self.seaweed.access_key,
-                                      secret_key=self.seaweed.secret_key)
+        return s3_transfer.S3Endpoint(
+            endpoint_url=self.proxy.url if through_proxy else self.seaweed.endpoint_url,
+            region=self.seaweed.region,
+            access_key=self.seaweed.access_key,
+            secret_key=self.seaweed.secret_key,
+        )
 
     def client(self, through_proxy: bool = True, retries: int = 4) -> s3_transfer.S3Client:
         """A fresh engine client (fresh stats), through the counting proxy unless told otherwise."""
@@ -97,5 +99,6 @@ class S3Case:
 
     def manifest(self, model_key: str = "m1") -> dict:
         import json  # pylint: disable=import-outside-toplevel
+
         body = self.boto.get_object(Bucket=self.bucket, Key=f"manifests/models/{model_key}.json")["Body"].read()
         return json.loads(body)

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2025, Oceanid fleet maintainers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -22,7 +21,6 @@ from pathlib import Path
 import pytest
 
 from ansible_collections.oceanid.fleet.plugins.module_utils import s3_transfer
-
 from tests.integration.s3.s3_helpers import MiB, beside, digests, part_digests, sha256_file, snapshot, write_tree
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -30,7 +28,7 @@ ENGINE = REPO_ROOT / "plugins" / "module_utils" / "s3_transfer.py"
 
 MODEL = {
     "config.pbtxt": b'name: "m"\nbackend: "python"\n',
-    "1/model.onnx": 20 * MiB + 12345,          # several parts, multipart upload
+    "1/model.onnx": 20 * MiB + 12345,  # several parts, multipart upload
     "1/tokenizer.json": 300_000,
     "1/vocab.txt": 4096,
 }
@@ -61,6 +59,7 @@ def _assert_clean_beside(dest: Path) -> None:
 # ---------------------------------------------------------------------------------------------------
 # ingest, then hydrate
 # ---------------------------------------------------------------------------------------------------
+
 
 def test_ingest_then_hydrate_round_trip(s3, tmp_path):
     src = _model(tmp_path)
@@ -112,7 +111,7 @@ def test_rehydrate_unchanged_makes_no_get(s3, tmp_path):
     assert (result["files_fetched"], result["bytes_fetched"], result["files_kept"]) == (0, 0, len(MODEL))
     assert s3.proxy.methods["GET"] == 0, f"an unchanged model must cost no GET at all: {s3.proxy.requests}"
     assert set(s3.proxy.methods) <= {"HEAD"}
-    assert snapshot(dest) == before            # not even re-published (same inodes)
+    assert snapshot(dest) == before  # not even re-published (same inodes)
     _assert_clean_beside(dest)
 
 
@@ -120,7 +119,7 @@ def test_one_changed_file_is_the_only_one_fetched(s3, tmp_path):
     src, dest = _hydrated(s3, tmp_path)
     before = snapshot(dest)
 
-    (src / "1/tokenizer.json").write_bytes(os.urandom(300_000))      # same size, other bytes
+    (src / "1/tokenizer.json").write_bytes(os.urandom(300_000))  # same size, other bytes
     result = s3.ingest(src)
     assert result["uploaded"] == ["1/tokenizer.json"]
     s3.proxy.reset()
@@ -133,7 +132,11 @@ def test_one_changed_file_is_the_only_one_fetched(s3, tmp_path):
     assert s3.proxy.bytes_relayed("models/m1/1/tokenizer.json") == 300_000
     assert digests(dest) == digests(src)
     after = snapshot(dest)
-    for relpath in ("config.pbtxt", "1/model.onnx", "1/vocab.txt"):   # kept files are the same inodes (linked, not copied)
+    for relpath in (
+        "config.pbtxt",
+        "1/model.onnx",
+        "1/vocab.txt",
+    ):  # kept files are the same inodes (linked, not copied)
         assert after[relpath] == before[relpath]
     assert after["1/tokenizer.json"][2] == sha256_file(src / "1/tokenizer.json")
 
@@ -142,13 +145,14 @@ def test_one_changed_file_is_the_only_one_fetched(s3, tmp_path):
 # Corruption
 # ---------------------------------------------------------------------------------------------------
 
+
 def test_object_changed_behind_the_manifest_fails_and_leaves_dest_as_it_was(s3, tmp_path):
     src, dest = _hydrated(s3, tmp_path)
-    (src / "1/model.onnx").write_bytes(os.urandom(20 * MiB + 12345))   # v2 of the weights, ingested properly...
+    (src / "1/model.onnx").write_bytes(os.urandom(20 * MiB + 12345))  # v2 of the weights, ingested properly...
     s3.ingest(src)
     v2 = s3.manifest()["files"]
     v2_entry = next(entry for entry in v2 if entry["path"] == "1/model.onnx")
-    bad = os.urandom(20 * MiB + 12345)                                  # ...then replaced in S3 by other bytes
+    bad = os.urandom(20 * MiB + 12345)  # ...then replaced in S3 by other bytes
     s3.boto.put_object(Bucket=s3.bucket, Key="models/m1/1/model.onnx", Body=bad)
     assert s3.manifest()["files"] == v2
     before, state_before = snapshot(dest), (dest.parent / _state_name(dest)).read_bytes()
@@ -191,6 +195,7 @@ def test_bytes_corrupted_in_transit_fail_and_publish_nothing(s3, tmp_path):
 # Interrupted downloads
 # ---------------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("how", ["server-killed", "connection-dropped"])
 def test_interrupted_download_fails_cleanly_then_resumes_without_refetching(s3, tmp_path, how):
     big = 160 * MiB
@@ -199,9 +204,9 @@ def test_interrupted_download_fails_cleanly_then_resumes_without_refetching(s3, 
     dest = tmp_path / "dest"
     cut_at = 80 * MiB
     if how == "server-killed":
-        s3.proxy.on_bytes(cut_at, s3.seaweed.kill)       # SIGKILL weed once 80 MiB went through
+        s3.proxy.on_bytes(cut_at, s3.seaweed.kill)  # SIGKILL weed once 80 MiB went through
     else:
-        s3.proxy.fail_after_bytes = cut_at                # hang up, then refuse every request
+        s3.proxy.fail_after_bytes = cut_at  # hang up, then refuse every request
 
     with pytest.raises(s3_transfer.TransferError) as failure:
         s3.hydrate(dest, concurrency=2)
@@ -230,6 +235,7 @@ def test_interrupted_download_fails_cleanly_then_resumes_without_refetching(s3, 
 # ---------------------------------------------------------------------------------------------------
 # Free space
 # ---------------------------------------------------------------------------------------------------
+
 
 def test_not_enough_space_is_refused_before_writing(s3, tmp_path, small_filesystem):
     src = _model(tmp_path, {"weights.bin": 80 * MiB, "config.pbtxt": b"y"})
@@ -284,7 +290,7 @@ def test_file_over_one_gib(s3, tmp_path):
     size = 1024 * MiB + 4096 + 7
     big = tmp_path / "src" / "weights" / "huge.bin"
     big.parent.mkdir(parents=True)
-    with open(big, "wb") as handle:          # sparse, with real bytes at the start, the middle and the end
+    with open(big, "wb") as handle:  # sparse, with real bytes at the start, the middle and the end
         handle.truncate(size)
         for offset in (0, 300 * MiB + 5, size - 3 * MiB):
             handle.seek(offset)
@@ -309,13 +315,19 @@ def test_file_over_one_gib(s3, tmp_path):
 # Prefix mode, check mode, delete_extra
 # ---------------------------------------------------------------------------------------------------
 
+
 def test_prefix_without_manifest_is_verified_by_size_and_etag(s3, tmp_path):
     from boto3.s3.transfer import TransferConfig  # pylint: disable=import-outside-toplevel
+
     src = write_tree(tmp_path / "src", {"a.bin": 1000, "sub dir/b.bin": 3 * MiB, "multi.bin": 12 * MiB, "empty": b""})
     for path in sorted(p for p in src.rglob("*") if p.is_file()):
-        s3.boto.upload_file(str(path), s3.bucket, f"raw/m2/{path.relative_to(src)}",
-                            Config=TransferConfig(multipart_threshold=5 * MiB, multipart_chunksize=5 * MiB))
-    assert "-" in s3.boto.head_object(Bucket=s3.bucket, Key="raw/m2/multi.bin")["ETag"]   # a multipart ETag
+        s3.boto.upload_file(
+            str(path),
+            s3.bucket,
+            f"raw/m2/{path.relative_to(src)}",
+            Config=TransferConfig(multipart_threshold=5 * MiB, multipart_chunksize=5 * MiB),
+        )
+    assert "-" in s3.boto.head_object(Bucket=s3.bucket, Key="raw/m2/multi.bin")["ETag"]  # a multipart ETag
     dest = tmp_path / "dest"
     result = s3.hydrate(dest, prefix="raw/m2/")
     assert result["verification"] == "size+etag"
@@ -390,24 +402,45 @@ def test_ingest_is_idempotent(s3, tmp_path):
 # The modules through ansible, and the engine's command line
 # ---------------------------------------------------------------------------------------------------
 
+
 def _ansible(env: dict[str, str], module: str, args: dict, check: bool = False) -> dict:
-    command = [str(Path(sys.executable).parent / "ansible"), "localhost", "-i", "localhost,", "-c", "local",
-               "-e", f"ansible_python_interpreter={sys.executable}", "-m", f"oceanid.fleet.{module}", "-a", json.dumps(args)]
-    completed = subprocess.run(command + (["--check"] if check else []), env=env, capture_output=True, text=True,
-                               timeout=600, check=False)
+    command = [
+        str(Path(sys.executable).parent / "ansible"),
+        "localhost",
+        "-i",
+        "localhost,",
+        "-c",
+        "local",
+        "-e",
+        f"ansible_python_interpreter={sys.executable}",
+        "-m",
+        f"oceanid.fleet.{module}",
+        "-a",
+        json.dumps(args),
+    ]
+    completed = subprocess.run(
+        command + (["--check"] if check else []), env=env, capture_output=True, text=True, timeout=600, check=False
+    )
     try:
         report = json.loads(completed.stdout)
     except ValueError:
-        raise AssertionError(f"ansible printed no JSON (rc {completed.returncode}):\n{completed.stdout[-3000:]}\n"
-                             f"{completed.stderr[-3000:]}") from None
+        raise AssertionError(
+            f"ansible printed no JSON (rc {completed.returncode}):\n{completed.stdout[-3000:]}\n"
+            f"{completed.stderr[-3000:]}"
+        ) from None
     return report["plays"][0]["tasks"][0]["hosts"]["localhost"]
 
 
 def test_modules_through_ansible(s3, tmp_path, ansible_env):
     src = _model(tmp_path)
     dest = tmp_path / "dest"
-    common = {"endpoint_url": s3.proxy.url, "region": s3.seaweed.region, "bucket": s3.bucket,
-              "access_key": s3.seaweed.access_key, "secret_key": s3.seaweed.secret_key}
+    common = {
+        "endpoint_url": s3.proxy.url,
+        "region": s3.seaweed.region,
+        "bucket": s3.bucket,
+        "access_key": s3.seaweed.access_key,
+        "secret_key": s3.seaweed.secret_key,
+    }
 
     first = _ansible(ansible_env, "s3_model_ingest", {**common, "src": str(src), "model_key": "m1", "label": "NER"})
     assert first.get("failed") is not True, first
@@ -427,7 +460,9 @@ def test_modules_through_ansible(s3, tmp_path, ansible_env):
     assert second["changed"] is False and second["files_fetched"] == 0
     assert second["requests"]["GET"] == 0 and s3.proxy.methods["GET"] == 0
 
-    s3.boto.put_object(Bucket=s3.bucket, Key="models/m1/1/vocab.txt", Body=os.urandom(4096))   # behind the manifest's back
+    s3.boto.put_object(
+        Bucket=s3.bucket, Key="models/m1/1/vocab.txt", Body=os.urandom(4096)
+    )  # behind the manifest's back
     (dest / "1/vocab.txt").unlink()
     failed = _ansible(ansible_env, "s3_model_hydrate", {**common, "model_key": "m1", "dest": str(dest)})
     assert failed["failed"] is True and failed["path"] == "1/vocab.txt"
@@ -437,18 +472,45 @@ def test_modules_through_ansible(s3, tmp_path, ansible_env):
 def test_engine_command_line(s3, tmp_path):
     src = _model(tmp_path, {"a.bin": 2 * MiB, "b/c.txt": b"c"})
     env = {**os.environ, **s3.seaweed.environment()}
-    base = [sys.executable, str(ENGINE), "--endpoint-url", s3.proxy.url, "--region", s3.seaweed.region, "--bucket", s3.bucket]
-    ingest = subprocess.run(base + ["--json", "ingest", "--src", str(src), "--model-key", "cli"], env=env,
-                            capture_output=True, text=True, check=False, timeout=120)
+    base = [
+        sys.executable,
+        str(ENGINE),
+        "--endpoint-url",
+        s3.proxy.url,
+        "--region",
+        s3.seaweed.region,
+        "--bucket",
+        s3.bucket,
+    ]
+    ingest = subprocess.run(
+        base + ["--json", "ingest", "--src", str(src), "--model-key", "cli"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
     assert ingest.returncode == 0, ingest.stderr
     assert json.loads(ingest.stdout)["changed"] is True
     dest = tmp_path / "dest"
     for expect_changed in (True, False):
-        hydrate = subprocess.run(base + ["--json", "hydrate", "--model-key", "cli", "--dest", str(dest)], env=env,
-                                 capture_output=True, text=True, check=False, timeout=120)
+        hydrate = subprocess.run(
+            base + ["--json", "hydrate", "--model-key", "cli", "--dest", str(dest)],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+        )
         assert hydrate.returncode == 0, hydrate.stderr
         assert json.loads(hydrate.stdout)["changed"] is expect_changed
     assert digests(dest) == digests(src)
-    missing = subprocess.run(base + ["hydrate", "--model-key", "nope", "--dest", str(tmp_path / "x")], env=env,
-                             capture_output=True, text=True, check=False, timeout=120)
+    missing = subprocess.run(
+        base + ["hydrate", "--model-key", "nope", "--dest", str(tmp_path / "x")],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
     assert missing.returncode == 1 and "manifests/models/nope.json" in missing.stderr

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2025, Oceanid fleet maintainers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -41,8 +40,13 @@ def triton(tmp_path_factory):
     loaded = [name for name in SHARED_MODELS if name not in NOT_LOADED_AT_START]
     # Triton 2.51 keeps a model whose reload failed "live" at shutdown and waits out --exit-timeout-secs
     # (default 30 s) for it; test_a_failed_reload_keeps_the_old_version_serving does that.
-    server = tritonserver.TritonServer(repository, root / "work", model_control_mode="explicit", load_models=loaded,
-                                       extra_args=["--exit-timeout-secs=3"])
+    server = tritonserver.TritonServer(
+        repository,
+        root / "work",
+        model_control_mode="explicit",
+        load_models=loaded,
+        extra_args=["--exit-timeout-secs=3"],
+    )
     server.start()
     yield server
     server.stop()

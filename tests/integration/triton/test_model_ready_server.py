@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2025, Oceanid fleet maintainers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -21,8 +20,15 @@ def reason_of(server, name: str) -> str:
 
 
 def test_ready_models_and_a_ready_version(triton, play):
-    result = play([{"url": triton.url, "models": ["add_one", {"name": "two_versions", "version": 2}],
-                    "headers": {"X-Oceanid-Token": SECRET}}])
+    result = play(
+        [
+            {
+                "url": triton.url,
+                "models": ["add_one", {"name": "two_versions", "version": 2}],
+                "headers": {"X-Oceanid-Token": SECRET},
+            }
+        ]
+    )
     assert result.rc == 0
     step = result[0]
     assert not step.get("failed"), step
@@ -37,10 +43,12 @@ def test_ready_models_and_a_ready_version(triton, play):
 
 
 def test_a_version_that_is_not_there_fails(triton, play):
-    result = play([
-        {"url": triton.url, "models": [{"name": "two_versions", "version": 3}], "timeout": 1.5},
-        {"url": triton.url, "models": [{"name": "two_versions", "version": 3}], "state": "loaded", "timeout": 60},
-    ])
+    result = play(
+        [
+            {"url": triton.url, "models": [{"name": "two_versions", "version": 3}], "timeout": 1.5},
+            {"url": triton.url, "models": [{"name": "two_versions", "version": 3}], "state": "loaded", "timeout": 60},
+        ]
+    )
     waited, loaded = result[0], result[1]
     assert waited["failed"] and loaded["failed"]
     expected = "two_versions version 3: not in the repository index (versions listed: 1 READY, 2 READY)"
@@ -84,8 +92,13 @@ def test_a_missing_model_times_out_naming_it(triton, play):
     assert step["msg"].startswith("timed out after 1.0 s waiting for the models to be ready; not ready: ")
     assert "oceanid_missing: not in the repository index" in step["msg"]
     assert "lazy: present in the repository but not loaded" in step["msg"]
-    assert {"name": "oceanid_missing", "version": None, "state": None, "reason": "not in the repository index",
-            "ready": False} in step["models"]
+    assert {
+        "name": "oceanid_missing",
+        "version": None,
+        "state": None,
+        "reason": "not in the repository index",
+        "ready": False,
+    } in step["models"]
 
 
 def test_unparseable_config_load_fails_quoting_triton(triton, play):
@@ -99,8 +112,15 @@ def test_unparseable_config_load_fails_quoting_triton(triton, play):
 def test_explicit_load_and_unload_are_idempotent(triton, play):
     assert entries(triton, "toggle") == [{"name": "toggle"}]
     args = {"url": triton.url, "models": ["toggle"]}
-    result = play([dict(args, state="loaded"), dict(args, state="loaded"),
-                   dict(args, state="unloaded"), dict(args, state="unloaded")], diff=True)
+    result = play(
+        [
+            dict(args, state="loaded"),
+            dict(args, state="loaded"),
+            dict(args, state="unloaded"),
+            dict(args, state="unloaded"),
+        ],
+        diff=True,
+    )
     assert result.rc == 0, result.stdout[-2000:]
     load, load_again, unload, unload_again = result.results
     assert [step.get("failed", False) for step in result.results] == [False] * 4
@@ -109,11 +129,13 @@ def test_explicit_load_and_unload_are_idempotent(triton, play):
     assert load["models"] == [{"name": "toggle", "version": "1", "state": "READY", "reason": "", "ready": True}]
     assert load["diff"] == {"before": {"toggle": "not loaded"}, "after": {"toggle": "version 1 READY"}}
     assert unload["unloaded"] == ["toggle"] and unload_again["unloaded"] == []
-    assert unload["models"] == [{"name": "toggle", "version": "1", "state": "UNAVAILABLE", "reason": "unloaded",
-                                 "ready": False}]
+    assert unload["models"] == [
+        {"name": "toggle", "version": "1", "state": "UNAVAILABLE", "reason": "unloaded", "ready": False}
+    ]
     assert unload["diff"]["after"] == {"toggle": "version 1 UNAVAILABLE: unloaded"}
-    assert entries(triton, "toggle") == [{"name": "toggle", "version": "1", "state": "UNAVAILABLE",
-                                          "reason": "unloaded"}]
+    assert entries(triton, "toggle") == [
+        {"name": "toggle", "version": "1", "state": "UNAVAILABLE", "reason": "unloaded"}
+    ]
 
 
 def test_reload_after_a_file_change(triton, play):
@@ -135,9 +157,11 @@ def test_a_failed_reload_keeps_the_old_version_serving(triton, play):
     write_model(triton.repository, "reload_bad", code=BROKEN_PY)
     step = play([{"url": triton.url, "models": ["reload_bad"], "state": "loaded", "reload": True}])[0]
     assert step["failed"]
-    assert step["msg"].startswith("load of model 'reload_bad' failed on %s: HTTP 400: load failed for model "
-                                  "'reload_bad': version 1 is at UNAVAILABLE state: Internal: ModuleNotFoundError: "
-                                  "No module named 'oceanid_no_such_module'" % triton.url)
+    assert step["msg"].startswith(
+        "load of model 'reload_bad' failed on %s: HTTP 400: load failed for model "
+        "'reload_bad': version 1 is at UNAVAILABLE state: Internal: ModuleNotFoundError: "
+        "No module named 'oceanid_no_such_module'" % triton.url
+    )
     assert step["msg"].endswith("; the previously loaded version keeps serving (version 1 READY)")
     assert step["changed"] is True
     assert entries(triton, "reload_bad") == [{"name": "reload_bad", "version": "1", "state": "READY"}]
@@ -147,10 +171,16 @@ def test_a_failed_reload_keeps_the_old_version_serving(triton, play):
 def test_check_mode_changes_nothing(triton, play):
     before = triton.index()
     log_before = triton.log_path.read_text(errors="replace")
-    result = play([{"url": triton.url, "models": ["lazy"], "state": "loaded"},
-                   {"url": triton.url, "models": ["add_one"], "state": "unloaded"},
-                   {"url": triton.url, "models": ["add_one"], "state": "loaded"},
-                   {"url": triton.url, "models": ["add_one"]}], check=True, diff=True)
+    result = play(
+        [
+            {"url": triton.url, "models": ["lazy"], "state": "loaded"},
+            {"url": triton.url, "models": ["add_one"], "state": "unloaded"},
+            {"url": triton.url, "models": ["add_one"], "state": "loaded"},
+            {"url": triton.url, "models": ["add_one"]},
+        ],
+        check=True,
+        diff=True,
+    )
     load, unload, nothing, ready = result.results
     assert [step.get("failed", False) for step in result.results] == [False] * 4
     assert load["changed"] is True and load["loaded"] == ["lazy"]
@@ -159,7 +189,7 @@ def test_check_mode_changes_nothing(triton, play):
     assert unload["diff"]["before"] == {"add_one": "version 1 READY"}
     assert nothing["changed"] is False and ready["changed"] is False
     assert triton.index() == before
-    log_after = triton.log_path.read_text(errors="replace")[len(log_before):]
+    log_after = triton.log_path.read_text(errors="replace")[len(log_before) :]
     assert "loading: lazy" not in log_after  # no load request reached the model manager
-    assert "add_one" not in log_after        # nor an unload
+    assert "add_one" not in log_after  # nor an unload
     assert infer(triton, "add_one", 1.0) == 2.0

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2025, Oceanid fleet maintainers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -54,15 +53,20 @@ def test_connection_refused_until_the_server_starts(late_server, play):
 
 def test_load_and_unload_need_explicit_mode(late_server, play):
     server = started(late_server)
-    result = play([{"url": server.url, "models": ["add_one"], "state": "loaded", "reload": True},
-                   {"url": server.url, "models": ["add_one"], "state": "unloaded"},
-                   {"url": server.url, "models": ["add_one"], "state": "loaded"}])
+    result = play(
+        [
+            {"url": server.url, "models": ["add_one"], "state": "loaded", "reload": True},
+            {"url": server.url, "models": ["add_one"], "state": "unloaded"},
+            {"url": server.url, "models": ["add_one"], "state": "loaded"},
+        ]
+    )
     reload, unload, loaded = result.results
     for step, action in ((reload, "load"), (unload, "unload")):
         assert step["failed"]
-        assert step["msg"].startswith("cannot %s model 'add_one': the server at %s is not in explicit model-control "
-                                      "mode (start tritonserver with --model-control-mode=explicit). Triton: HTTP 503: "
-                                      "explicit model load / unload is not allowed if polling is enabled"
-                                      % (action, server.url))
+        assert step["msg"].startswith(
+            "cannot %s model 'add_one': the server at %s is not in explicit model-control "
+            "mode (start tritonserver with --model-control-mode=explicit). Triton: HTTP 503: "
+            "explicit model load / unload is not allowed if polling is enabled" % (action, server.url)
+        )
     # already READY and no reload asked: nothing to send, so none mode is fine
     assert not loaded.get("failed") and loaded["changed"] is False

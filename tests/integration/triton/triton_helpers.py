@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2025, Oceanid fleet maintainers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -45,21 +44,31 @@ class TritonPythonModel:
 BROKEN_PY = "import oceanid_no_such_module  # the load fails here\n"
 
 
-def write_model(repository: Path, name: str, versions=(1,), add: float | None = None, backend: str = "python",
-                dtype: str = "TYPE_FP32", extra: str = "", code: str | None = None) -> Path:
+def write_model(
+    repository: Path,
+    name: str,
+    versions=(1,),
+    add: float | None = None,
+    backend: str = "python",
+    dtype: str = "TYPE_FP32",
+    extra: str = "",
+    code: str | None = None,
+) -> Path:
     """A Python-backend model directory; version N adds ``add`` (default: N) to its input."""
     model = repository / name
     for version in versions:
         (model / str(version)).mkdir(parents=True, exist_ok=True)
         (model / str(version) / "model.py").write_text(
-            code if code is not None else MODEL_PY.format(add=float(version if add is None else add)))
+            code if code is not None else MODEL_PY.format(add=float(version if add is None else add))
+        )
     (model / "config.pbtxt").write_text(CONFIG.format(backend=backend, dtype=dtype, extra=extra))
     return model
 
 
 def infer(server: tritonserver.TritonServer, model: str, value: float = 1.0, version: str = "") -> float:
-    status, body = server.infer(model, [{"name": "INPUT0", "shape": [1], "datatype": "FP32", "data": [value]}],
-                                version=version)
+    status, body = server.infer(
+        model, [{"name": "INPUT0", "shape": [1], "datatype": "FP32", "data": [value]}], version=version
+    )
     assert status == 200, body
     return body["outputs"][0]["data"][0]
 
@@ -74,7 +83,7 @@ def entries(server: tritonserver.TritonServer, name: str) -> list[dict]:
 @dataclass
 class PlayResult:
     rc: int
-    results: list[dict]     # one per task, the host's result
+    results: list[dict]  # one per task, the host's result
     stdout: str
     stderr: str
     seconds: float
@@ -94,17 +103,41 @@ class Play:
     def command(self, tasks: list[dict], check: bool = False, diff: bool = False) -> list[str]:
         self.count += 1
         playbook = self.workdir / ("play-%d.yml" % self.count)
-        play = [{"name": "triton_model_ready", "hosts": "localhost", "gather_facts": False,
-                 "tasks": [{"name": "step %d" % number, MODULE: args, "ignore_errors": True}
-                           for number, args in enumerate(tasks)]}]
+        play = [
+            {
+                "name": "triton_model_ready",
+                "hosts": "localhost",
+                "gather_facts": False,
+                "tasks": [
+                    {"name": "step %d" % number, MODULE: args, "ignore_errors": True}
+                    for number, args in enumerate(tasks)
+                ],
+            }
+        ]
         playbook.write_text(json.dumps(play, indent=2))  # JSON is YAML
-        command = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", "-c", "local",
-                   "-e", "ansible_python_interpreter=%s" % sys.executable, str(playbook)]
+        command = [
+            str(Path(sys.executable).parent / "ansible-playbook"),
+            "-i",
+            "localhost,",
+            "-c",
+            "local",
+            "-e",
+            "ansible_python_interpreter=%s" % sys.executable,
+            str(playbook),
+        ]
         return command + (["--check"] if check else []) + (["--diff"] if diff else [])
 
-    def start(self, tasks: list[dict], check: bool = False, diff: bool = False) -> "RunningPlay":
-        return RunningPlay(subprocess.Popen(self.command(tasks, check, diff), env=self.env, cwd=self.workdir,
-                                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    def start(self, tasks: list[dict], check: bool = False, diff: bool = False) -> RunningPlay:
+        return RunningPlay(
+            subprocess.Popen(
+                self.command(tasks, check, diff),
+                env=self.env,
+                cwd=self.workdir,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
 
     def __call__(self, tasks: list[dict], check: bool = False, diff: bool = False) -> PlayResult:
         return self.start(tasks, check, diff).wait()
@@ -121,8 +154,10 @@ class RunningPlay:
         try:
             report = json.loads(stdout)
         except ValueError:
-            raise AssertionError("ansible-playbook printed no JSON (rc %s):\n%s\n%s"
-                                 % (self.process.returncode, stdout[-3000:], stderr[-3000:])) from None
+            raise AssertionError(
+                "ansible-playbook printed no JSON (rc %s):\n%s\n%s"
+                % (self.process.returncode, stdout[-3000:], stderr[-3000:])
+            ) from None
         results = [task["hosts"]["localhost"] for play in report["plays"] for task in play["tasks"]]
         return PlayResult(self.process.returncode, results, stdout, stderr, seconds)
 

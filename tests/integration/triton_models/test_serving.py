@@ -22,8 +22,12 @@ from tests.support import tritonserver
 from tests.support.triton_models import MODELS_DIR, install_model, parse_config, render_config
 
 pytestmark = [
-    pytest.mark.skipif(os.geteuid() != 0, reason="the tritonserver support installs a .pth hook into the system Python (root)"),
-    pytest.mark.skipif(not tritonserver.available(), reason="no tritonserver binary (nvidia-pytriton wheel) in this venv"),
+    pytest.mark.skipif(
+        os.geteuid() != 0, reason="the tritonserver support installs a .pth hook into the system Python (root)"
+    ),
+    pytest.mark.skipif(
+        not tritonserver.available(), reason="no tritonserver binary (nvidia-pytriton wheel) in this venv"
+    ),
 ]
 
 DOCLING = MODELS_DIR / "docling_granite_python"
@@ -31,12 +35,22 @@ TINY = MODELS_DIR / "tiny_onnx_python"
 # name in the repository -> (source, template variables besides the name)
 DEPLOYED = {
     "docling_granite_python": (DOCLING, {}),
-    "docling_pypdf_batch": (DOCLING, {"triton_model_max_batch_size": 4, "triton_model_parameters": {"engine": "pypdf"}}),
+    "docling_pypdf_batch": (
+        DOCLING,
+        {"triton_model_max_batch_size": 4, "triton_model_parameters": {"engine": "pypdf"}},
+    ),
     "tiny_onnx_python": (TINY, {"triton_model_max_batch_size": 8, "triton_model_instance_count": 2}),
-    "tiny_onnx_nobatch": (TINY, {"triton_model_max_batch_size": 0, "triton_model_parameters": {"intra_op_num_threads": "1"}}),
+    "tiny_onnx_nobatch": (
+        TINY,
+        {"triton_model_max_batch_size": 0, "triton_model_parameters": {"intra_op_num_threads": "1"}},
+    ),
 }
-CPU = {"triton_model_instance_kind": "KIND_CPU", "triton_model_gpus": [], "triton_model_instance_count": 1,
-       "triton_model_parameters": {}}
+CPU = {
+    "triton_model_instance_kind": "KIND_CPU",
+    "triton_model_gpus": [],
+    "triton_model_instance_count": 1,
+    "triton_model_parameters": {},
+}
 
 
 def make_pdf(pages: list[str]) -> bytes:
@@ -44,14 +58,18 @@ def make_pdf(pages: list[str]) -> bytes:
     count = len(pages)
     objects = [
         b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [" + b" ".join(b"%d 0 R" % (4 + 2 * i) for i in range(count)) + b"] /Count %d >>" % count,
+        b"<< /Type /Pages /Kids ["
+        + b" ".join(b"%d 0 R" % (4 + 2 * i) for i in range(count))
+        + b"] /Count %d >>" % count,
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
     ]
     for index, text in enumerate(pages):
         escaped = text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)").encode("latin-1")
         stream = b"BT /F1 18 Tf 72 720 Td (" + escaped + b") Tj ET"
-        objects.append(b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >> "
-                       b"/Contents %d 0 R >>" % (5 + 2 * index))
+        objects.append(
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >> "
+            b"/Contents %d 0 R >>" % (5 + 2 * index)
+        )
         objects.append(b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream")
     out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
     offsets = []
@@ -94,7 +112,7 @@ def server(tmp_path_factory):
 
 def test_every_model_is_ready(server):
     states = {entry["name"]: (entry.get("state"), entry.get("reason")) for entry in server.index()}
-    assert states == {name: ("READY", None) for name in DEPLOYED}, server.log()
+    assert states == dict.fromkeys(DEPLOYED, ("READY", None)), server.log()
     for name in DEPLOYED:
         assert server.get(f"/v2/models/{name}/ready")[0] == 200
     assert server.get("/v2/health/ready")[0] == 200
@@ -113,8 +131,10 @@ def test_docling_model_reads_a_pdf(server):
     if importlib.util.find_spec("docling") is not None:
         pytest.skip("Docling is installed in this venv: the model would take the docling path")
     pdf = make_pdf(["Vessel Oceanid Calypso registered 2021", "Tonnage 1200 gross (second page)"])
-    status, body = server.infer("docling_granite_python", [bytes_input("pdf_base64", [b64(pdf)]),
-                                                           bytes_input("prompt", ["Extract vessel summary"])])
+    status, body = server.infer(
+        "docling_granite_python",
+        [bytes_input("pdf_base64", [b64(pdf)]), bytes_input("prompt", ["Extract vessel summary"])],
+    )
     assert status == 200, body
     [output] = body["outputs"]
     assert (output["name"], output["datatype"], output["shape"]) == ("result", "BYTES", [1])
@@ -134,17 +154,20 @@ def test_docling_model_prompt_is_optional(server):
 
 
 def test_docling_model_accepts_wrapped_base64(server):
-    wrapped = "\n".join(b64(make_pdf(["wrapped at 76"]))[i:i + 76] for i in range(0, 2000, 76))
+    wrapped = "\n".join(b64(make_pdf(["wrapped at 76"]))[i : i + 76] for i in range(0, 2000, 76))
     status, body = server.infer("docling_granite_python", [bytes_input("pdf_base64", [wrapped])])
     assert status == 200, body
     assert "wrapped at 76" in json.loads(body["outputs"][0]["data"][0])["text"]
 
 
-@pytest.mark.parametrize("value, words", [
-    ("this is not base64!", ["pdf_base64", "not valid base64"]),
-    (b64(b"<html>not a pdf</html>"), ["does not decode to a PDF", "%PDF-"]),
-    (b64(b"%PDF-1.4\nbroken"), ["could not read the PDF"]),
-])
+@pytest.mark.parametrize(
+    "value, words",
+    [
+        ("this is not base64!", ["pdf_base64", "not valid base64"]),
+        (b64(b"<html>not a pdf</html>"), ["does not decode to a PDF", "%PDF-"]),
+        (b64(b"%PDF-1.4\nbroken"), ["could not read the PDF"]),
+    ],
+)
 def test_docling_model_rejects_bad_input(server, value, words):
     status, body = server.infer("docling_granite_python", [bytes_input("pdf_base64", [value])])
     assert status == 400, body
@@ -154,13 +177,16 @@ def test_docling_model_rejects_bad_input(server, value, words):
 
 def test_docling_model_batch(server):
     pdfs = [b64(make_pdf(["first document"])), b64(make_pdf(["second document"]))]
-    status, body = server.infer("docling_pypdf_batch", [bytes_input("pdf_base64", pdfs, [2, 1]),
-                                                        bytes_input("prompt", ["p1", "p2"], [2, 1])])
+    status, body = server.infer(
+        "docling_pypdf_batch", [bytes_input("pdf_base64", pdfs, [2, 1]), bytes_input("prompt", ["p1", "p2"], [2, 1])]
+    )
     assert status == 200, body
     assert body["outputs"][0]["shape"] == [2, 1]
     results = [json.loads(item) for item in body["outputs"][0]["data"]]
     assert [(r["engine"], r["prompt"], r["text"].strip()) for r in results] == [
-        ("pypdf", "p1", "first document"), ("pypdf", "p2", "second document")]
+        ("pypdf", "p1", "first document"),
+        ("pypdf", "p2", "second document"),
+    ]
     status, body = server.infer("docling_pypdf_batch", [bytes_input("pdf_base64", [pdfs[0], "@@@"], [2, 1])])
     assert status == 400 and body["error"].startswith("document 1: pdf_base64 is not valid base64"), body
 
@@ -170,8 +196,12 @@ def test_forced_docling_engine_fails_to_load_clearly(server):
         pytest.skip("Docling is installed in this venv")
     variables = {**CPU, "triton_model_name": "docling_forced", "triton_model_parameters": {"engine": "docling"}}
     config = parse_config(render_config(DOCLING, **variables))
-    body = {"parameters": {"config": json_format.MessageToJson(config),
-                           "file:1/model.py": b64((DOCLING / "1" / "model.py").read_bytes())}}
+    body = {
+        "parameters": {
+            "config": json_format.MessageToJson(config),
+            "file:1/model.py": b64((DOCLING / "1" / "model.py").read_bytes()),
+        }
+    }
     status, reply = server.request("POST", "/v2/repository/models/docling_forced/load", body)
     assert status == 400
     assert "engine 'docling' was asked for, but Docling cannot be imported" in reply["error"]
@@ -182,7 +212,9 @@ def test_tiny_onnx_model_computes_the_affine_map(server, model):
     weights = np.array([[1.0, 0.0, 2.0], [0.0, 1.0, -1.0], [0.5, 0.25, 0.0], [-1.0, 2.0, 3.0]], dtype=np.float32)
     bias = np.array([1.0, -2.0, 0.5], dtype=np.float32)
     x = np.array([[1, 2, 3, 4], [-1, 0, 5, 2], [0, 0, 0, 0]], dtype=np.float32)
-    status, body = server.infer(model, [{"name": "x", "datatype": "FP32", "shape": [3, 4], "data": x.reshape(-1).tolist()}])
+    status, body = server.infer(
+        model, [{"name": "x", "datatype": "FP32", "shape": [3, 4], "data": x.reshape(-1).tolist()}]
+    )
     assert status == 200, body
     [output] = body["outputs"]
     assert (output["name"], output["datatype"], output["shape"]) == ("y", "FP32", [3, 3])

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2025, Oceanid fleet maintainers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -19,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from lab import cli, hosts, network, settings as lab_settings
+from lab import cli, hosts, network
+from lab import settings as lab_settings
 from lab.util import LabError
 
 SETTINGS_ENV = ("CACHE_DIR", "STATE_DIR", "RUN_DIR", "SUBNET", "BRIDGE", "PREFIX", "SUITE", "USER")
@@ -52,6 +52,7 @@ def _add_host(settings, name: str, address: str | None, groups=(), origin: str |
 
 # --- settings -----------------------------------------------------------------------------------
 
+
 def test_settings_defaults(clean_lab_env):  # pylint: disable=unused-argument
     settings = lab_settings.load()
     assert settings.cache_dir == Path("/var/cache/oceanid-lab")
@@ -65,8 +66,10 @@ def test_settings_defaults(clean_lab_env):  # pylint: disable=unused-argument
     assert settings.known_hosts == Path("/var/lib/oceanid-lab/ssh/known_hosts")
     assert settings.control_path_dir == Path("/run/oceanid-lab/cp")
     assert [settings.chain(hook) for hook in ("FORWARD", "INPUT", "NAT")] == ["OLAB-FORWARD", "OLAB-INPUT", "OLAB-NAT"]
-    assert settings.cgroup_dirs("node1") == [Path("/sys/fs/cgroup/unified/olab/node1"),
-                                             Path("/sys/fs/cgroup/systemd/olab/node1")]
+    assert settings.cgroup_dirs("node1") == [
+        Path("/sys/fs/cgroup/unified/olab/node1"),
+        Path("/sys/fs/cgroup/systemd/olab/node1"),
+    ]
 
 
 def test_settings_from_environment(monkeypatch, tmp_path, clean_lab_env):  # pylint: disable=unused-argument
@@ -103,6 +106,7 @@ def test_settings_reject_a_malformed_subnet(monkeypatch, clean_lab_env):  # pyli
 
 # --- network names ------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("prefix", ["olab", "cilab", "oceanidlab1"])
 def test_veth_names_fit_the_kernel_limit_and_are_unique(clean_lab_env, prefix):  # pylint: disable=unused-argument
     settings = replace(lab_settings.load(), prefix=prefix)
@@ -121,8 +125,9 @@ def test_veth_name_is_named_by_the_host_index(clean_lab_env, address, expected):
 
 def test_veth_names_are_unique_in_a_wider_subnet(clean_lab_env):  # pylint: disable=unused-argument
     settings = replace(lab_settings.load(), subnet=ipaddress.IPv4Network("10.77.0.0/23"))
-    assert network.veth_name(settings, ipaddress.IPv4Address("10.77.0.11")) != \
-        network.veth_name(settings, ipaddress.IPv4Address("10.77.1.11"))
+    assert network.veth_name(settings, ipaddress.IPv4Address("10.77.0.11")) != network.veth_name(
+        settings, ipaddress.IPv4Address("10.77.1.11")
+    )
 
 
 def test_netns_name_carries_the_prefix(clean_lab_env):  # pylint: disable=unused-argument
@@ -130,6 +135,7 @@ def test_netns_name_carries_the_prefix(clean_lab_env):  # pylint: disable=unused
 
 
 # --- the hosts file -----------------------------------------------------------------------------
+
 
 def test_known_hosts_keeps_every_host_when_many_boot_at_once(lab_settings_tmp):
     """`lab up` records host keys from a thread per host; no rewrite may drop another host's keys."""
@@ -143,8 +149,11 @@ def test_known_hosts_keeps_every_host_when_many_boot_at_once(lab_settings_tmp):
         address, name = f"10.77.0.{10 + index}", f"host{index}"
         start.wait()
         for _attempt in range(20):
-            hosts._replace_host_keys(lab_settings_tmp, (address, name),  # pylint: disable=protected-access
-                                     [f"{address} ssh-ed25519 KEY{index}", f"{name} ssh-ed25519 KEY{index}"])
+            hosts._replace_host_keys(
+                lab_settings_tmp,
+                (address, name),  # pylint: disable=protected-access
+                [f"{address} ssh-ed25519 KEY{index}", f"{name} ssh-ed25519 KEY{index}"],
+            )
 
     threads = [threading.Thread(target=boot, args=(i,)) for i in range(16)]
     for thread in threads:
@@ -153,8 +162,11 @@ def test_known_hosts_keeps_every_host_when_many_boot_at_once(lab_settings_tmp):
         thread.join()
     hosts._forget_host_keys(lab_settings_tmp, "stale")  # pylint: disable=protected-access
     lines = lab_settings_tmp.known_hosts.read_text().splitlines()
-    assert sorted(lines) == sorted(["10.77.0.99 ssh-ed25519 OLD"] + [f"10.77.0.{10 + i} ssh-ed25519 KEY{i}" for i in range(16)]
-                                   + [f"host{i} ssh-ed25519 KEY{i}" for i in range(16)])
+    assert sorted(lines) == sorted(
+        ["10.77.0.99 ssh-ed25519 OLD"]
+        + [f"10.77.0.{10 + i} ssh-ed25519 KEY{i}" for i in range(16)]
+        + [f"host{i} ssh-ed25519 KEY{i}" for i in range(16)]
+    )
 
 
 def test_hosts_file_names_every_lab_host_and_one_address_per_mirror(lab_settings_tmp):
@@ -266,6 +278,7 @@ def test_inventory_topology_reports_ansible_inventory_errors(fake_ansible_invent
 
 # --- the script inventory of running hosts ------------------------------------------------------
 
+
 def test_inventory_data_lists_running_hosts_of_one_origin(lab_settings_tmp, monkeypatch, tmp_path):
     origin = tmp_path / "inventories" / "lab"
     origin.mkdir(parents=True)
@@ -294,26 +307,39 @@ def test_inventory_data_lists_running_hosts_of_one_origin(lab_settings_tmp, monk
 
 # --- command line -------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("argv", "func", "expected"),
     [
         (["up"], "cmd_up", {"names": [], "inventory": None, "json": False, "molecule": False}),
-        (["up", "gpu2", "gpu3", "-i", "inventories/example", "--json"], "cmd_up",
-         {"names": ["gpu2", "gpu3"], "inventory": "inventories/example", "json": True, "molecule": False}),
-        (["up", "--molecule", "hb-node1"], "cmd_up",
-         {"names": ["hb-node1"], "inventory": None, "json": False, "molecule": True}),
+        (
+            ["up", "gpu2", "gpu3", "-i", "inventories/example", "--json"],
+            "cmd_up",
+            {"names": ["gpu2", "gpu3"], "inventory": "inventories/example", "json": True, "molecule": False},
+        ),
+        (
+            ["up", "--molecule", "hb-node1"],
+            "cmd_up",
+            {"names": ["hb-node1"], "inventory": None, "json": False, "molecule": True},
+        ),
         (["down"], "cmd_down", {"names": []}),
         (["down", "a", "b"], "cmd_down", {"names": ["a", "b"]}),
         (["status"], "cmd_status", {"json": False}),
         (["status", "--json"], "cmd_status", {"json": True}),
         (["ssh", "calypso"], "cmd_ssh", {"name": "calypso", "remote_command": []}),
-        (["ssh", "calypso", "systemctl", "--failed", "-l"], "cmd_ssh",
-         {"name": "calypso", "remote_command": ["systemctl", "--failed", "-l"]}),
+        (
+            ["ssh", "calypso", "systemctl", "--failed", "-l"],
+            "cmd_ssh",
+            {"name": "calypso", "remote_command": ["systemctl", "--failed", "-l"]},
+        ),
         (["inventory"], "cmd_inventory", {"list": False, "host": None, "origin": None}),
         (["inventory", "--list"], "cmd_inventory", {"list": True, "host": None, "origin": None}),
         (["inventory", "--host", "calypso"], "cmd_inventory", {"list": False, "host": "calypso", "origin": None}),
-        (["inventory", "--list", "--origin", "/srv/inv"], "cmd_inventory",
-         {"list": True, "host": None, "origin": "/srv/inv"}),
+        (
+            ["inventory", "--list", "--origin", "/srv/inv"],
+            "cmd_inventory",
+            {"list": True, "host": None, "origin": "/srv/inv"},
+        ),
         (["image"], "cmd_image", {"rebuild": False}),
         (["image", "--rebuild"], "cmd_image", {"rebuild": True}),
     ],

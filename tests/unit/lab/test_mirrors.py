@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2025, Oceanid fleet maintainers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -23,6 +22,7 @@ SECURITY = "http://security.example.org/debian-security"
 
 
 # --- one-line format (sources.list) -------------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     ("line", "expected"),
@@ -148,8 +148,12 @@ DEB822 = textwrap.dedent(f"""\
 def test_parse_deb822_stanzas():
     assert mirrors._parse_deb822(DEB822) == [  # pylint: disable=protected-access
         AptSource(["deb", "deb-src"], [APT], ["bookworm", "bookworm-updates"], ["main", "contrib"], ARCHIVE_KEYRING),
-        AptSource(["deb"], ["http://a.example.org/debian", "http://b.example.org/debian"], ["bookworm"],
-                  ["main", "non-free-firmware"]),
+        AptSource(
+            ["deb"],
+            ["http://a.example.org/debian", "http://b.example.org/debian"],
+            ["bookworm"],
+            ["main", "non-free-firmware"],
+        ),
         # No Types: field means deb, as apt reads it.
         AptSource(["deb"], [SECURITY], ["bookworm-security"], ["main"]),
     ]
@@ -196,14 +200,17 @@ def test_parse_deb822_without_uris_is_not_a_source():
 
 # --- what the lab derives from the sources ------------------------------------------------------
 
+
 def test_debootstrap_mirror_is_the_first_deb_source_with_suite_and_main():
-    found = Mirrors(apt=[
-        AptSource(["deb-src"], ["http://src.example.org/debian"], ["bookworm"], ["main"]),
-        AptSource(["deb"], ["http://contrib.example.org/debian"], ["bookworm"], ["contrib"]),
-        AptSource(["deb"], [SECURITY], ["bookworm-security"], ["main"]),
-        AptSource(["deb"], [APT, "http://second.example.org/debian"], ["bookworm", "bookworm-updates"], ["main"]),
-        AptSource(["deb"], ["http://later.example.org/debian"], ["bookworm"], ["main"]),
-    ])
+    found = Mirrors(
+        apt=[
+            AptSource(["deb-src"], ["http://src.example.org/debian"], ["bookworm"], ["main"]),
+            AptSource(["deb"], ["http://contrib.example.org/debian"], ["bookworm"], ["contrib"]),
+            AptSource(["deb"], [SECURITY], ["bookworm-security"], ["main"]),
+            AptSource(["deb"], [APT, "http://second.example.org/debian"], ["bookworm", "bookworm-updates"], ["main"]),
+            AptSource(["deb"], ["http://later.example.org/debian"], ["bookworm"], ["main"]),
+        ]
+    )
     assert found.debootstrap_mirror("bookworm") == APT
 
 
@@ -223,16 +230,23 @@ def test_debootstrap_mirror_fails_when_nothing_serves_the_suite(apt):
 
 
 def test_apt_sources_for_keeps_the_release_and_drops_the_rest():
-    found = Mirrors(apt=[
-        AptSource(["deb", "deb-src"], [APT], ["bookworm", "bookworm-updates", "trixie"], ["main", "contrib"],
-                  ARCHIVE_KEYRING),
-        AptSource(["deb"], [SECURITY], ["bookworm-security"], ["main"], "/etc/apt/keyrings/corp.gpg"),
-        AptSource(["deb-src"], [APT], ["bookworm"], ["main"]),
-        AptSource(["deb"], [APT], ["bullseye", "bullseye-updates"], ["main"]),
-        AptSource(["deb"], [APT], ["trixie"], ["main"], ARCHIVE_KEYRING),
-        # Not bookworm, only a name that starts like it.
-        AptSource(["deb"], [APT], ["bookwormish"], ["main"]),
-    ])
+    found = Mirrors(
+        apt=[
+            AptSource(
+                ["deb", "deb-src"],
+                [APT],
+                ["bookworm", "bookworm-updates", "trixie"],
+                ["main", "contrib"],
+                ARCHIVE_KEYRING,
+            ),
+            AptSource(["deb"], [SECURITY], ["bookworm-security"], ["main"], "/etc/apt/keyrings/corp.gpg"),
+            AptSource(["deb-src"], [APT], ["bookworm"], ["main"]),
+            AptSource(["deb"], [APT], ["bullseye", "bullseye-updates"], ["main"]),
+            AptSource(["deb"], [APT], ["trixie"], ["main"], ARCHIVE_KEYRING),
+            # Not bookworm, only a name that starts like it.
+            AptSource(["deb"], [APT], ["bookwormish"], ["main"]),
+        ]
+    )
     assert found.apt_sources_for("bookworm") == textwrap.dedent(f"""\
         # Written by the oceanid lab from the machine's own apt sources.
 
@@ -265,11 +279,16 @@ def test_hostnames_from_apt_then_pip_without_duplicates():
         pip_hosts=["pip.example.org", "apt.example.org", "files.example.org"],
     )
     assert found.hostnames == [
-        "apt.example.org", "b.example.org", "security.example.org", "pip.example.org", "files.example.org",
+        "apt.example.org",
+        "b.example.org",
+        "security.example.org",
+        "pip.example.org",
+        "files.example.org",
     ]
 
 
 # --- reading the machine's files (here: files in tmp_path) --------------------------------------
+
 
 @pytest.fixture
 def apt_dirs(tmp_path, monkeypatch):
@@ -286,19 +305,21 @@ def test_read_apt_sources_reads_list_and_sources_files_only(apt_dirs):
     sources_list.write_text(f"deb {APT} bookworm main\n")
     (sources_dir / "b-security.list").write_text(f"deb {SECURITY} bookworm-security main\n")
     (sources_dir / "a-debian.sources").write_text(
-        f"Types: deb\nURIs: {APT}\nSuites: bookworm-updates\nComponents: main\n")
+        f"Types: deb\nURIs: {APT}\nSuites: bookworm-updates\nComponents: main\n"
+    )
     # apt reads only *.list and *.sources: everything else in the directory is not a source.
     (sources_dir / "c-disabled.list.disabled-by-x").write_text("deb http://disabled.example.org/debian bookworm main\n")
     (sources_dir / "d-disabled.sources.disabled-by-x").write_text(
-        "Types: deb\nURIs: http://disabled.example.org/debian\nSuites: bookworm\nComponents: main\n")
+        "Types: deb\nURIs: http://disabled.example.org/debian\nSuites: bookworm\nComponents: main\n"
+    )
     (sources_dir / "e.list.save").write_text("deb http://saved.example.org/debian bookworm main\n")
     (sources_dir / "README").write_text("deb http://readme.example.org/debian bookworm main\n")
 
     found = mirrors.read_apt_sources()
 
     assert found == [
-        AptSource(["deb"], [APT], ["bookworm"], ["main"]),                     # sources.list first
-        AptSource(["deb"], [APT], ["bookworm-updates"], ["main"]),             # then the directory, sorted
+        AptSource(["deb"], [APT], ["bookworm"], ["main"]),  # sources.list first
+        AptSource(["deb"], [APT], ["bookworm-updates"], ["main"]),  # then the directory, sorted
         AptSource(["deb"], [SECURITY], ["bookworm-security"], ["main"]),
     ]
 
@@ -382,7 +403,8 @@ def test_pip_environment_wins_over_files(pip_conf, monkeypatch):
     monkeypatch.setenv("PIP_INDEX_URL", "https://env.example.org/simple")
     monkeypatch.setenv("PIP_EXTRA_INDEX_URL", "file:///srv/wheels https://env-extra.example.org/simple")
     assert mirrors.read_pip_config() == (
-        "https://env.example.org/simple", ["env.example.org", "env-extra.example.org"],
+        "https://env.example.org/simple",
+        ["env.example.org", "env-extra.example.org"],
     )
 
 

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2025, Oceanid fleet maintainers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -31,8 +30,14 @@ K8S_VERSION = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text(encoding
 # arsenal are workers, storage1 is the template's storage-only node.
 SEED_NODES = {"pavanjci": 50000, "manthana": 100000, "arsenal": 100000, "storage1": 500000}
 # The seed's manifests/seaweedfs/ listing, with volume-{hostname}-statefulset.yaml per node.
-SEED_FILES = {"namespace.yaml", "master-statefulset.yaml", "master-service.yaml", "filer-statefulset.yaml",
-              "filer-service.yaml", "mount-daemonset.yaml"} | {f"volume-{node}-statefulset.yaml" for node in SEED_NODES}
+SEED_FILES = {
+    "namespace.yaml",
+    "master-statefulset.yaml",
+    "master-service.yaml",
+    "filer-statefulset.yaml",
+    "filer-service.yaml",
+    "mount-daemonset.yaml",
+} | {f"volume-{node}-statefulset.yaml" for node in SEED_NODES}
 # What the role adds: the Secret with filer.toml and the S3 identities, and the volume servers' headless Service.
 EXTRA_FILES = {"config-secret.yaml", "volume-service.yaml"}
 
@@ -48,25 +53,33 @@ PLAYBOOK = f"""
 def seed_inventory(tmp_path: Path, masters=("pavanjci",), **overrides) -> Path:
     storage = {name: {"seaweedfs_disk_limit_mb": limit} for name, limit in SEED_NODES.items()}
     storage["storage1"]["seaweedfs_storage_only"] = True
-    inventory = {"all": {
-        "vars": {
-            "ansible_connection": "local",
-            "ansible_python_interpreter": sys.executable,
-            "seaweedfs_mode": "k8s",
-            "seaweedfs_k8s_host": "localhost",
-            "seaweedfs_k8s_manifest_dir": str(tmp_path / "manifests"),
-            "seaweedfs_s3_identities": [
-                {"name": "miner", "access_key": "AKMINER", "secret_key": "miner-secret", "actions": ["Read", "List", "Write"]}],
-            **overrides,
-        },
-        "children": {
-            "k3s_servers": {"hosts": {"pavanjci": {}}},
-            "k3s_agents": {"hosts": {"manthana": {}, "arsenal": {}}},
-            "gpu_hosts": {"hosts": {"pavanjci": {}}},
-            "seaweedfs_masters": {"hosts": {name: {} for name in masters}},
-            "storage_nodes": {"hosts": storage},
-        },
-    }}
+    inventory = {
+        "all": {
+            "vars": {
+                "ansible_connection": "local",
+                "ansible_python_interpreter": sys.executable,
+                "seaweedfs_mode": "k8s",
+                "seaweedfs_k8s_host": "localhost",
+                "seaweedfs_k8s_manifest_dir": str(tmp_path / "manifests"),
+                "seaweedfs_s3_identities": [
+                    {
+                        "name": "miner",
+                        "access_key": "AKMINER",
+                        "secret_key": "miner-secret",
+                        "actions": ["Read", "List", "Write"],
+                    }
+                ],
+                **overrides,
+            },
+            "children": {
+                "k3s_servers": {"hosts": {"pavanjci": {}}},
+                "k3s_agents": {"hosts": {"manthana": {}, "arsenal": {}}},
+                "gpu_hosts": {"hosts": {"pavanjci": {}}},
+                "seaweedfs_masters": {"hosts": {name: {} for name in masters}},
+                "storage_nodes": {"hosts": storage},
+            },
+        }
+    }
     path = tmp_path / "inventory.yml"
     path.write_text(yaml.safe_dump(inventory), encoding="utf-8")
     return path
@@ -75,8 +88,14 @@ def seed_inventory(tmp_path: Path, masters=("pavanjci",), **overrides) -> Path:
 def run_role(tmp_path: Path, env: dict, inventory: Path) -> subprocess.CompletedProcess:
     playbook = tmp_path / "render.yml"
     playbook.write_text(PLAYBOOK, encoding="utf-8")
-    return subprocess.run([ANSIBLE_PLAYBOOK, "-i", str(inventory), str(playbook)],
-                          env=env, capture_output=True, text=True, check=False, timeout=300)
+    return subprocess.run(
+        [ANSIBLE_PLAYBOOK, "-i", str(inventory), str(playbook)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
 
 
 def render(tmp_path: Path, env: dict, **kwargs) -> dict[str, dict]:
@@ -101,7 +120,7 @@ def flag(args: list[str], name: str) -> str:
 
 
 def test_every_manifest_is_valid_for_the_clusters_kubernetes_version(manifests):
-    assert K8S_VERSION == "1.31"   # the seed's k3s v1.31.0+k3s1
+    assert K8S_VERSION == "1.31"  # the seed's k3s v1.31.0+k3s1
     for name, manifest in manifests.items():
         # strict: an unknown or misspelt field fails, as `kubectl apply --validate=strict` would
         kubernetes_validate.validate(manifest, f"{K8S_VERSION}.0", strict=True)
@@ -122,7 +141,9 @@ def test_layout_is_the_seeds(manifests):
     assert {kinds[name] for name in SEED_FILES if "statefulset" in name} == {"StatefulSet"}
     assert kinds["mount-daemonset.yaml"] == "DaemonSet"
     assert {kinds["master-service.yaml"], kinds["filer-service.yaml"], kinds["volume-service.yaml"]} == {"Service"}
-    assert {manifest["metadata"].get("namespace", manifest["metadata"]["name"]) for manifest in manifests.values()} == {"seaweedfs"}
+    assert {manifest["metadata"].get("namespace", manifest["metadata"]["name"]) for manifest in manifests.values()} == {
+        "seaweedfs"
+    }
 
 
 def test_one_volume_statefulset_per_node_with_its_disk_limit(manifests):
@@ -132,7 +153,7 @@ def test_one_volume_statefulset_per_node_with_its_disk_limit(manifests):
         args = container(volume)["args"]
         assert volume["spec"]["replicas"] == 1
         assert spec["nodeSelector"] == {"kubernetes.io/hostname": node}
-        assert flag(args, "max") == str(limit // 30000)   # whole 30000 MB volumes in the node's limit
+        assert flag(args, "max") == str(limit // 30000)  # whole 30000 MB volumes in the node's limit
         assert volume["metadata"]["annotations"]["oceanid.fleet/disk-limit-mb"] == str(limit)
         assert flag(args, "master") == "master-0.master.seaweedfs.svc.cluster.local:9333"
         assert spec["volumes"][0]["hostPath"]["path"] == "/data/seaweed/volume"
@@ -142,8 +163,11 @@ def test_master_and_filer_on_the_control_plane_node(manifests):
     for name in ("master-statefulset.yaml", "filer-statefulset.yaml"):
         manifest = manifests[name]
         terms = manifest["spec"]["template"]["spec"]["affinity"]["nodeAffinity"][
-            "requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
-        assert terms == [{"matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "In", "values": ["pavanjci"]}]}]
+            "requiredDuringSchedulingIgnoredDuringExecution"
+        ]["nodeSelectorTerms"]
+        assert terms == [
+            {"matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "In", "values": ["pavanjci"]}]}
+        ]
         assert manifest["spec"]["replicas"] == 1
     assert flag(container(manifests["master-statefulset.yaml"])["args"], "peers") == "none"
     filer_args = container(manifests["filer-statefulset.yaml"])["args"]
@@ -154,7 +178,8 @@ def test_mount_daemonset_skips_storage_only_nodes_and_cleans_stale_mounts(manife
     mount = manifests["mount-daemonset.yaml"]
     spec = mount["spec"]["template"]["spec"]
     expression = spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
-        "nodeSelectorTerms"][0]["matchExpressions"][0]
+        "nodeSelectorTerms"
+    ][0]["matchExpressions"][0]
     assert expression == {"key": "kubernetes.io/hostname", "operator": "NotIn", "values": ["storage1"]}
     main = container(mount)
     assert main["securityContext"]["privileged"] is True
@@ -169,12 +194,21 @@ def test_mount_daemonset_skips_storage_only_nodes_and_cleans_stale_mounts(manife
 def test_secret_carries_the_identities_and_no_anonymous_access(manifests):
     secret = manifests["config-secret.yaml"]
     s3_config = json.loads(secret["stringData"]["s3.json"])
-    assert s3_config == {"identities": [{"name": "miner", "actions": ["Read", "List", "Write"],
-                                         "credentials": [{"accessKey": "AKMINER", "secretKey": "miner-secret"}]}]}
+    assert s3_config == {
+        "identities": [
+            {
+                "name": "miner",
+                "actions": ["Read", "List", "Write"],
+                "credentials": [{"accessKey": "AKMINER", "secretKey": "miner-secret"}],
+            }
+        ]
+    }
     assert "[leveldb2]" in secret["stringData"]["filer.toml"]
     assert "copy_1 = 7" in secret["stringData"]["master.toml"]
     # the master pod sees master.toml only, not the S3 keys
-    master_volumes = {volume["name"]: volume for volume in manifests["master-statefulset.yaml"]["spec"]["template"]["spec"]["volumes"]}
+    master_volumes = {
+        volume["name"]: volume for volume in manifests["master-statefulset.yaml"]["spec"]["template"]["spec"]["volumes"]
+    }
     assert master_volumes["config"]["secret"]["items"] == [{"key": "master.toml", "path": "master.toml"}]
 
 

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2025, Oceanid fleet maintainers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -55,9 +54,19 @@ def fixture_server():
 def test_require_and_contains_qualify_the_check_before_them(server):
     server.routes["/cluster/status"] = (200, json.dumps({"IsLeader": True, "Leader": ""}))
     server.routes["/dir/status"] = (200, '{"Url":"10.0.0.2:8080"}')
-    args = ["--timeout", "0", "--check", f"{server.url}/dir/status", "--contains", '"Url":"10.0.0.2:8080"',
-            "--check", f"{server.url}/cluster/status", "--require", "Leader"]
-    assert wait.main(args) == 1       # no leader yet
+    args = [
+        "--timeout",
+        "0",
+        "--check",
+        f"{server.url}/dir/status",
+        "--contains",
+        '"Url":"10.0.0.2:8080"',
+        "--check",
+        f"{server.url}/cluster/status",
+        "--require",
+        "Leader",
+    ]
+    assert wait.main(args) == 1  # no leader yet
     server.routes["/cluster/status"] = (200, json.dumps({"IsLeader": True, "Leader": "10.0.0.1:9333"}))
     assert wait.main(args) == 0
     assert wait.main(["--timeout", "0", "--check", f"{server.url}/dir/status", "--contains", "10.0.0.3:8080"]) == 1
@@ -73,14 +82,14 @@ def test_every_check_must_pass_unless_any(server):
 def test_it_waits_until_the_timeout_and_says_why(server, capsys):
     assert wait.main(["--timeout", "1.5", "--check", f"{server.url}/healthz"]) == 1
     assert "not healthy after 1.5 s" in capsys.readouterr().err
-    assert len(server.seen) >= 2      # it tried again before giving up
+    assert len(server.seen) >= 2  # it tried again before giving up
 
 
 def test_a_qualifier_without_a_check_is_refused():
     with pytest.raises(SystemExit):
         wait.main(["--require", "Leader"])
     with pytest.raises(SystemExit):
-        wait.main(["--s3", "http://127.0.0.1:1"])     # needs --s3-config
+        wait.main(["--s3", "http://127.0.0.1:1"])  # needs --s3-config
 
 
 def test_mount_check_reads_mountinfo(tmp_path, monkeypatch):
@@ -91,28 +100,54 @@ def test_mount_check_reads_mountinfo(tmp_path, monkeypatch):
     mountinfo.write_text(
         "22 1 0:21 / / rw - ext4 /dev/root rw\n"
         f"90 22 0:50 / {escaped} rw,nosuid,nodev,relatime shared:1 - fuse.seaweedfs 10.0.0.1:8888:/ rw,user_id=0\n",
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     monkeypatch.setattr(wait, "MOUNTINFO", str(mountinfo))
     assert wait.main(["--timeout", "0", "--mount", str(mounted)]) == 0
-    assert wait.main(["--timeout", "0", "--mount", str(tmp_path)]) == 1     # not a fuse.seaweedfs mount
+    assert wait.main(["--timeout", "0", "--mount", str(tmp_path)]) == 1  # not a fuse.seaweedfs mount
     # a mount whose daemon died: listed, but stat fails (Transport endpoint is not connected)
-    monkeypatch.setattr(wait, "_stat_within", lambda directory, seconds: "[Errno 107] Transport endpoint is not connected")
+    monkeypatch.setattr(
+        wait, "_stat_within", lambda directory, seconds: "[Errno 107] Transport endpoint is not connected"
+    )
     assert wait.main(["--timeout", "0", "--mount", str(mounted)]) == 1
 
 
-@pytest.mark.parametrize("answer, anonymous, healthy", [
-    ((200, "<ListAllMyBucketsResult/>"), (403, "<Error><Code>AccessDenied</Code></Error>"), True),
-    ((403, "<Error><Code>AccessDenied</Code></Error>"), (403, "<Error><Code>AccessDenied</Code></Error>"), True),
-    ((403, "<Error><Code>SignatureDoesNotMatch</Code></Error>"), (403, "<Error><Code>AccessDenied</Code></Error>"), False),
-    ((403, "<Error><Code>InvalidAccessKeyId</Code></Error>"), (403, "<Error><Code>AccessDenied</Code></Error>"), False),
-    ((200, "<ListAllMyBucketsResult/>"), (200, "<ListAllMyBucketsResult/>"), False),
-], ids=["listed", "may-not-list", "bad-signature", "unknown-key", "anonymous-allowed"])
+@pytest.mark.parametrize(
+    "answer, anonymous, healthy",
+    [
+        ((200, "<ListAllMyBucketsResult/>"), (403, "<Error><Code>AccessDenied</Code></Error>"), True),
+        ((403, "<Error><Code>AccessDenied</Code></Error>"), (403, "<Error><Code>AccessDenied</Code></Error>"), True),
+        (
+            (403, "<Error><Code>SignatureDoesNotMatch</Code></Error>"),
+            (403, "<Error><Code>AccessDenied</Code></Error>"),
+            False,
+        ),
+        (
+            (403, "<Error><Code>InvalidAccessKeyId</Code></Error>"),
+            (403, "<Error><Code>AccessDenied</Code></Error>"),
+            False,
+        ),
+        ((200, "<ListAllMyBucketsResult/>"), (200, "<ListAllMyBucketsResult/>"), False),
+    ],
+    ids=["listed", "may-not-list", "bad-signature", "unknown-key", "anonymous-allowed"],
+)
 def test_s3_check_judges_the_answers(tmp_path, server, answer, anonymous, healthy):
     config = tmp_path / "s3.json"
-    config.write_text(json.dumps({"identities": [
-        {"name": "anonymous", "actions": ["Read"]},
-        {"name": "models", "credentials": [{"accessKey": "AKMODELS", "secretKey": "secret"}], "actions": ["Admin"]}]}),
-        encoding="utf-8")
+    config.write_text(
+        json.dumps(
+            {
+                "identities": [
+                    {"name": "anonymous", "actions": ["Read"]},
+                    {
+                        "name": "models",
+                        "credentials": [{"accessKey": "AKMODELS", "secretKey": "secret"}],
+                        "actions": ["Admin"],
+                    },
+                ]
+            }
+        ),
+        encoding="utf-8",
+    )
 
     class _Routes(dict):
         def get(self, key, default=None):
@@ -131,7 +166,8 @@ def test_sigv4_scope_and_signed_headers():
     headers = wait.sigv4_headers("http://10.0.0.1:8333/", "AK", "SK", now)
     assert headers["x-amz-date"] == "20261122T120000Z"
     assert headers["Authorization"].startswith(
-        "AWS4-HMAC-SHA256 Credential=AK/20261122/us-east-1/s3/aws4_request, SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature=")
+        "AWS4-HMAC-SHA256 Credential=AK/20261122/us-east-1/s3/aws4_request, SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature="
+    )
     # deterministic, and the secret changes it
     assert headers == wait.sigv4_headers("http://10.0.0.1:8333/", "AK", "SK", now)
     assert headers["Authorization"] != wait.sigv4_headers("http://10.0.0.1:8333/", "AK", "SK2", now)["Authorization"]

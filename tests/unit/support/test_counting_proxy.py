@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2025, Oceanid fleet maintainers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -33,7 +32,7 @@ class _Upstream(http.server.BaseHTTPRequestHandler):
             self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
             for start in range(0, len(body), 1000):
-                piece = body[start:start + 1000]
+                piece = body[start : start + 1000]
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
             self.wfile.write(b"0\r\n\r\n")
             return
@@ -48,7 +47,7 @@ class _Upstream(http.server.BaseHTTPRequestHandler):
         if "list-type" in query:
             self._reply(200, b"<ListBucketResult/>")
             return
-        if path == "/bkt/short":   # promises more than it sends, then goes away (a killed server)
+        if path == "/bkt/short":  # promises more than it sends, then goes away (a killed server)
             self.send_response(200)
             self.send_header("Content-Length", "100000")
             self.end_headers()
@@ -62,7 +61,7 @@ class _Upstream(http.server.BaseHTTPRequestHandler):
         ranged = self.headers.get("Range")
         if ranged:
             first, last = (int(n) for n in ranged.split("=", 1)[1].split("-"))
-            self._reply(206, body[first:last + 1], {"Content-Range": f"bytes {first}-{last}/{len(body)}"})
+            self._reply(206, body[first : last + 1], {"Content-Range": f"bytes {first}-{last}/{len(body)}"})
             return
         self._reply(200, body, chunked=path.endswith("chunked"))
 
@@ -94,7 +93,11 @@ class _Upstream(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def upstream():
-    _Upstream.objects = {"/bkt/big": bytes(range(256)) * 4096, "/bkt/small": b"hello world", "/bkt/chunked": b"c" * 5000}
+    _Upstream.objects = {
+        "/bkt/big": bytes(range(256)) * 4096,
+        "/bkt/small": b"hello world",
+        "/bkt/chunked": b"c" * 5000,
+    }
     _Upstream.seen_hosts = []
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Upstream)
     server.daemon_threads = True
@@ -121,18 +124,21 @@ def _call(conn, method, path, body=None, headers=None):
     return response.status, response.read(), response
 
 
-@pytest.mark.parametrize("method,target,headers,expected", [
-    ("GET", "/bkt/models/m/a%20b.bin", {}, ("GET", "bkt", "models/m/a b.bin")),
-    ("GET", "/bkt/k", {"Range": "bytes=0-9"}, ("RANGED_GET", "bkt", "k")),
-    ("GET", "/bkt?list-type=2&prefix=models%2F", {}, ("LIST", "bkt", "")),
-    ("GET", "/bkt/", {}, ("LIST", "bkt", "")),
-    ("GET", "/bkt?location", {}, ("OTHER", "bkt", "")),
-    ("GET", "/bkt/k?tagging", {}, ("OTHER", "bkt", "k")),
-    ("HEAD", "/bkt/k", {}, ("HEAD", "bkt", "k")),
-    ("PUT", "/bkt/k?partNumber=1&uploadId=u", {}, ("PUT", "bkt", "k")),
-    ("POST", "/bkt/k?uploads", {}, ("POST", "bkt", "k")),
-    ("DELETE", "/bkt/k", {}, ("DELETE", "bkt", "k")),
-])
+@pytest.mark.parametrize(
+    "method,target,headers,expected",
+    [
+        ("GET", "/bkt/models/m/a%20b.bin", {}, ("GET", "bkt", "models/m/a b.bin")),
+        ("GET", "/bkt/k", {"Range": "bytes=0-9"}, ("RANGED_GET", "bkt", "k")),
+        ("GET", "/bkt?list-type=2&prefix=models%2F", {}, ("LIST", "bkt", "")),
+        ("GET", "/bkt/", {}, ("LIST", "bkt", "")),
+        ("GET", "/bkt?location", {}, ("OTHER", "bkt", "")),
+        ("GET", "/bkt/k?tagging", {}, ("OTHER", "bkt", "k")),
+        ("HEAD", "/bkt/k", {}, ("HEAD", "bkt", "k")),
+        ("PUT", "/bkt/k?partNumber=1&uploadId=u", {}, ("PUT", "bkt", "k")),
+        ("POST", "/bkt/k?uploads", {}, ("POST", "bkt", "k")),
+        ("DELETE", "/bkt/k", {}, ("DELETE", "bkt", "k")),
+    ],
+)
 def test_classify(method, target, headers, expected):
     assert classify(method, target, headers)[:3] == expected
 
@@ -148,7 +154,7 @@ def test_counts_kinds_over_one_keep_alive_connection_and_keeps_host(proxy):
     assert _call(conn, "POST", "/bkt/new?uploads", body=b"")[0] == 200
     assert _call(conn, "GET", "/bkt/missing")[0] == 404
     sock = conn.sock
-    assert sock is not None   # still the first connection: the proxy kept it alive throughout
+    assert sock is not None  # still the first connection: the proxy kept it alive throughout
     conn.close()
     assert _Upstream.seen_hosts[0] == "signed.example:1234"
     assert _Upstream.objects["/bkt/new"] == b"x" * 300_000
@@ -221,7 +227,7 @@ def test_on_bytes_calls_back_once(proxy):
 
 
 def test_upstream_down_hangs_up_without_a_response():
-    (port,) = free_ports(1)   # nothing listens there
+    (port,) = free_ports(1)  # nothing listens there
     with CountingProxy(f"http://127.0.0.1:{port}", timeout=5) as proxy:
         with pytest.raises((http.client.RemoteDisconnected, ConnectionError)):
             _call(_connect(proxy), "GET", "/bkt/small")
@@ -233,4 +239,4 @@ def test_upstream_gone_mid_body_cuts_the_client_off_too(proxy):
     conn.request("GET", "/bkt/short")
     response = conn.getresponse()
     with pytest.raises(http.client.IncompleteRead):
-        response.read()   # at once, not after the client's read timeout
+        response.read()  # at once, not after the client's read timeout

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2025, Oceanid fleet maintainers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -45,8 +44,10 @@ def decode_pdf(value):
     except (binascii.Error, ValueError) as exc:
         raise RequestError("pdf_base64 is not valid base64 (%s)" % exc) from None
     if PDF_MAGIC not in data[:1024]:
-        raise RequestError("pdf_base64 does not decode to a PDF: no %r header in its first 1024 bytes (it starts with %r)"
-                           % (PDF_MAGIC.decode(), data[:16]))
+        raise RequestError(
+            "pdf_base64 does not decode to a PDF: no %r header in its first 1024 bytes (it starts with %r)"
+            % (PDF_MAGIC.decode(), data[:16])
+        )
     return data
 
 
@@ -70,6 +71,7 @@ def docling_converter(pipeline, device):
     # pylint: disable=import-outside-toplevel,import-error
     from docling.datamodel.base_models import InputFormat
     from docling.document_converter import DocumentConverter, PdfFormatOption
+
     try:
         from docling.datamodel.accelerator_options import AcceleratorOptions
     except ImportError:  # Docling before 2.37
@@ -78,9 +80,13 @@ def docling_converter(pipeline, device):
     if pipeline == "vlm":
         from docling.datamodel.pipeline_options import VlmPipelineOptions
         from docling.pipeline.vlm_pipeline import VlmPipeline
-        option = PdfFormatOption(pipeline_cls=VlmPipeline, pipeline_options=VlmPipelineOptions(accelerator_options=accelerator))
+
+        option = PdfFormatOption(
+            pipeline_cls=VlmPipeline, pipeline_options=VlmPipelineOptions(accelerator_options=accelerator)
+        )
     else:
         from docling.datamodel.pipeline_options import PdfPipelineOptions
+
         option = PdfFormatOption(pipeline_options=PdfPipelineOptions(accelerator_options=accelerator))
     converter = DocumentConverter(format_options={InputFormat.PDF: option})
     converter.initialize_pipeline(InputFormat.PDF)  # load the models now: a broken setup fails the load, not a request
@@ -96,8 +102,10 @@ class TritonPythonModel:
         engine = params.get("engine") or "auto"
         pipeline = params.get("docling_pipeline") or "standard"
         if engine not in ENGINES or pipeline not in DOCLING_PIPELINES:
-            raise pb_utils.TritonModelException("parameter engine must be one of %s and docling_pipeline one of %s, not %r and %r"
-                                                % ("/".join(ENGINES), "/".join(DOCLING_PIPELINES), engine, pipeline))
+            raise pb_utils.TritonModelException(
+                "parameter engine must be one of %s and docling_pipeline one of %s, not %r and %r"
+                % ("/".join(ENGINES), "/".join(DOCLING_PIPELINES), engine, pipeline)
+            )
         self.converter = None
         if engine != "pypdf":
             gpu = args.get("model_instance_kind") == "GPU"
@@ -106,7 +114,9 @@ class TritonPythonModel:
                 self.converter = docling_converter(pipeline, device)
             except ImportError as exc:
                 if engine == "docling":
-                    raise pb_utils.TritonModelException("engine 'docling' was asked for, but Docling cannot be imported: %s" % exc) from exc
+                    raise pb_utils.TritonModelException(
+                        "engine 'docling' was asked for, but Docling cannot be imported: %s" % exc
+                    ) from exc
         self.engine = "docling" if self.converter is not None else "pypdf"
         if self.engine == "pypdf" and importlib.util.find_spec("pypdf") is None:
             raise pb_utils.TritonModelException("neither Docling nor pypdf can be imported: install one of them")
@@ -120,14 +130,21 @@ class TritonPythonModel:
             document = self.converter.convert(DocumentStream(name="document.pdf", stream=io.BytesIO(data))).document
         except Exception as exc:  # pylint: disable=broad-except  # Docling's errors have no common base
             raise RequestError("Docling could not convert the PDF: %s: %s" % (type(exc).__name__, exc)) from None
-        return {"engine": "docling", "format": "markdown", "pages": document.num_pages(), "text": document.export_to_markdown()}
+        return {
+            "engine": "docling",
+            "format": "markdown",
+            "pages": document.num_pages(),
+            "text": document.export_to_markdown(),
+        }
 
     def answer(self, request):
         pdfs = pb_utils.get_input_tensor_by_name(request, "pdf_base64").as_numpy()
         prompt_tensor = pb_utils.get_input_tensor_by_name(request, "prompt")
         prompts = prompt_tensor.as_numpy().reshape(-1) if prompt_tensor is not None else np.array([b""], dtype=object)
         if len(prompts) not in (1, pdfs.size):
-            raise RequestError("prompt must hold 1 element or one per document (%d), not %d" % (pdfs.size, len(prompts)))
+            raise RequestError(
+                "prompt must hold 1 element or one per document (%d), not %d" % (pdfs.size, len(prompts))
+            )
         results = []
         for index, value in enumerate(pdfs.reshape(-1)):
             prompt = prompts[index if len(prompts) > 1 else 0]

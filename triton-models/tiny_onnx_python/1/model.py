@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2025, Oceanid fleet maintainers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -37,7 +36,10 @@ class TritonPythonModel:
         if params.get("intra_op_num_threads"):
             options.intra_op_num_threads = int(params["intra_op_num_threads"])
         providers = ["CPUExecutionProvider"]
-        if args.get("model_instance_kind") == "GPU" and "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        if (
+            args.get("model_instance_kind") == "GPU"
+            and "CUDAExecutionProvider" in onnxruntime.get_available_providers()
+        ):
             providers.insert(0, ("CUDAExecutionProvider", {"device_id": int(args["model_instance_device_id"])}))
         self.session = onnxruntime.InferenceSession(path, sess_options=options, providers=providers)
         self.input_names = [item.name for item in self.session.get_inputs()]
@@ -45,8 +47,10 @@ class TritonPythonModel:
         self.outputs = [(item["name"], pb_utils.triton_string_to_numpy(item["data_type"])) for item in config["output"]]
         unknown = sorted({name for name, _dtype in self.outputs} - onnx_outputs)
         if unknown:
-            raise pb_utils.TritonModelException("%s: outputs %s are not outputs of the ONNX model (it has %s)"
-                                                % (path, ", ".join(unknown), ", ".join(sorted(onnx_outputs))))
+            raise pb_utils.TritonModelException(
+                "%s: outputs %s are not outputs of the ONNX model (it has %s)"
+                % (path, ", ".join(unknown), ", ".join(sorted(onnx_outputs)))
+            )
 
     def execute(self, requests):
         responses = []
@@ -59,13 +63,20 @@ class TritonPythonModel:
             feeds = {name: tensor.as_numpy() for name, tensor in tensors.items()}
             try:
                 results = self.session.run([name for name, _dtype in self.outputs], feeds)
-            except (onnxruntime.capi.onnxruntime_pybind11_state.Fail,
-                    onnxruntime.capi.onnxruntime_pybind11_state.InvalidArgument) as exc:
+            except (
+                onnxruntime.capi.onnxruntime_pybind11_state.Fail,
+                onnxruntime.capi.onnxruntime_pybind11_state.InvalidArgument,
+            ) as exc:
                 responses.append(_error_response("onnxruntime could not run the request: %s" % exc))
                 continue
-            responses.append(pb_utils.InferenceResponse(output_tensors=[
-                pb_utils.Tensor(name, result.astype(dtype, copy=False)) for (name, dtype), result in zip(self.outputs, results)
-            ]))
+            responses.append(
+                pb_utils.InferenceResponse(
+                    output_tensors=[
+                        pb_utils.Tensor(name, result.astype(dtype, copy=False))
+                        for (name, dtype), result in zip(self.outputs, results, strict=True)
+                    ]
+                )
+            )
         return responses
 
     def finalize(self):

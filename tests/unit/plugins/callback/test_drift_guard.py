@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2025, Oceanid fleet maintainers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -7,7 +6,6 @@
 from __future__ import annotations
 
 import pytest
-
 from ansible.plugins.loader import callback_loader
 
 from ansible_collections.oceanid.fleet.plugins.callback import drift_guard
@@ -95,9 +93,7 @@ def test_changes_fail_the_run_only_when_active(
         with pytest.raises(SystemExit) as excinfo:
             _run(plugin, results, make_stats())
         assert excinfo.value.code == exit_code
-        assert recording_display.errors == [
-            "drift_guard: 1 task(s) reported changes:\n  node1: Write config"
-        ]
+        assert recording_display.errors == ["drift_guard: 1 task(s) reported changes:\n  node1: Write config"]
 
 
 @pytest.mark.parametrize("mode", ["check_only", "always"])
@@ -109,7 +105,9 @@ def test_no_change_passes(make_plugin, cliargs, make_result, make_stats, recordi
     assert not recording_display.errors
 
 
-def test_report_lists_every_change_with_role_and_handler(make_plugin, cliargs, make_result, make_stats, recording_display):
+def test_report_lists_every_change_with_role_and_handler(
+    make_plugin, cliargs, make_result, make_stats, recording_display
+):
     cliargs(check=True)
     plugin = make_plugin()
     results = [

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2025, Oceanid fleet maintainers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -43,10 +42,14 @@ def run_playbook(tmp_path, playbook, clean_ansible_env):
     def _run(*args: str, **env: str) -> subprocess.CompletedProcess:
         command = [
             str(ANSIBLE_PLAYBOOK),
-            "-i", "localhost,",
-            "-c", "local",
-            "-e", f"ansible_python_interpreter={sys.executable}",
-            "-e", f"marker_path={marker}",
+            "-i",
+            "localhost,",
+            "-c",
+            "local",
+            "-e",
+            f"ansible_python_interpreter={sys.executable}",
+            "-e",
+            f"marker_path={marker}",
             str(playbook),
             *args,
         ]

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2025, Oceanid fleet maintainers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -18,9 +17,6 @@ from unittest import mock
 
 import pytest
 import yaml
-from botocore.credentials import Credentials
-from botocore.exceptions import ClientError, EndpointConnectionError
-
 from ansible.errors import AnsibleParserError
 from ansible.inventory.data import InventoryData
 from ansible.inventory.host import Host
@@ -28,6 +24,8 @@ from ansible.inventory.manager import InventoryManager
 from ansible.parsing.dataloader import DataLoader
 from ansible.plugins import inventory as inventory_plugins
 from ansible.plugins.loader import inventory_loader
+from botocore.credentials import Credentials
+from botocore.exceptions import ClientError, EndpointConnectionError
 
 from ansible_collections.oceanid.fleet.plugins.inventory import fleet as fleet_plugin
 from ansible_collections.oceanid.fleet.plugins.module_utils import _ec2_fleet
@@ -41,8 +39,17 @@ except ImportError:  # pragma: no cover - older cores
         return not isinstance(value, AnsibleUnsafe)
 
 
-def instance(instance_id, instance_type="g6.xlarge", name=None, role=None, public_ip="54.0.0.1", private_ip="10.0.0.1",
-             zone="us-east-1a", lifecycle=None, **tags):
+def instance(
+    instance_id,
+    instance_type="g6.xlarge",
+    name=None,
+    role=None,
+    public_ip="54.0.0.1",
+    private_ip="10.0.0.1",
+    zone="us-east-1a",
+    lifecycle=None,
+    **tags,
+):
     """A DescribeInstances instance as botocore returns it."""
     tag_list = [{"Key": k.replace("__", ":"), "Value": v} for k, v in tags.items()]
     if name:
@@ -50,11 +57,20 @@ def instance(instance_id, instance_type="g6.xlarge", name=None, role=None, publi
     if role:
         tag_list.append({"Key": "fleet:role", "Value": role})
     result = {
-        "InstanceId": instance_id, "InstanceType": instance_type, "Placement": {"AvailabilityZone": zone},
-        "State": {"Name": "running", "Code": 16}, "LaunchTime": datetime.datetime(2025, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc),
-        "PrivateIpAddress": private_ip, "PrivateDnsName": "ip-10-0-0-1.ec2.internal", "PublicDnsName": "",
-        "SubnetId": "subnet-1", "VpcId": "vpc-1", "ImageId": "ami-1", "Architecture": "x86_64",
-        "SecurityGroups": [{"GroupId": "sg-1", "GroupName": "default"}], "Tags": tag_list,
+        "InstanceId": instance_id,
+        "InstanceType": instance_type,
+        "Placement": {"AvailabilityZone": zone},
+        "State": {"Name": "running", "Code": 16},
+        "LaunchTime": datetime.datetime(2025, 1, 2, 3, 4, 5, tzinfo=datetime.UTC),
+        "PrivateIpAddress": private_ip,
+        "PrivateDnsName": "ip-10-0-0-1.ec2.internal",
+        "PublicDnsName": "",
+        "SubnetId": "subnet-1",
+        "VpcId": "vpc-1",
+        "ImageId": "ami-1",
+        "Architecture": "x86_64",
+        "SecurityGroups": [{"GroupId": "sg-1", "GroupName": "default"}],
+        "Tags": tag_list,
     }
     if public_ip:
         result["PublicIpAddress"] = public_ip
@@ -75,14 +91,17 @@ class FakeEC2:
         assert name == "describe_instances"
         return self
 
-    def paginate(self, Filters, PaginationConfig):  # noqa: N803 pylint: disable=invalid-name
+    def paginate(self, Filters, PaginationConfig):
         self.filters = Filters
         self.threads.append(threading.current_thread().name)
         time.sleep(self.delay)
         if self.error:
             raise self.error
         size = max(1, -(-len(self.instances) // self.pages))
-        return [{"Reservations": [{"Instances": self.instances[i:i + size]}]} for i in range(0, max(1, len(self.instances)), size)]
+        return [
+            {"Reservations": [{"Instances": self.instances[i : i + size]}]}
+            for i in range(0, max(1, len(self.instances)), size)
+        ]
 
 
 class FakeSession:
@@ -122,7 +141,10 @@ class FakeAWS:
 @pytest.fixture
 def aws():
     fake = FakeAWS()
-    with mock.patch.object(_ec2_fleet, "make_session", fake.make_session), mock.patch.object(_ec2_fleet, "make_client", fake.make_client):
+    with (
+        mock.patch.object(_ec2_fleet, "make_session", fake.make_session),
+        mock.patch.object(_ec2_fleet, "make_client", fake.make_client),
+    ):
         yield fake
 
 
@@ -132,6 +154,7 @@ def config(tmp_path):
         path = tmp_path / name
         path.write_text(yaml.safe_dump({"plugin": "oceanid.fleet.fleet", **data}, sort_keys=False))
         return path
+
     return _write
 
 
@@ -151,7 +174,9 @@ def load_failing(path):
 def warnings():
     """What the plugin warned about (through the inventory plugins' Display)."""
     seen = []
-    with mock.patch.object(inventory_plugins.display, "warning", side_effect=lambda msg, *a, **k: seen.append(" ".join(str(msg).split()))):
+    with mock.patch.object(
+        inventory_plugins.display, "warning", side_effect=lambda msg, *a, **k: seen.append(" ".join(str(msg).split()))
+    ):
         yield seen
 
 
@@ -164,35 +189,63 @@ def host_vars(inventory, name):
 
 
 # --- configuration ---------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("name,ok", [("fleet.yml", True), ("prod.fleet.yaml", True), ("hosts.yml", False), ("fleet.json", False)])
+@pytest.mark.parametrize(
+    "name,ok", [("fleet.yml", True), ("prod.fleet.yaml", True), ("hosts.yml", False), ("fleet.json", False)]
+)
 def test_verify_file(tmp_path, name, ok):
     path = tmp_path / name
     path.write_text("plugin: oceanid.fleet.fleet\n")
     assert fleet_plugin.InventoryModule().verify_file(str(path)) is ok
 
 
-@pytest.mark.parametrize("data,messages", [
-    ({"stattic": {}}, ["unknown option 'stattic' (did you mean 'static'?)"]),
-    ({"ec2": [{"regions": ["us-east-1"], "tag": {"a": "b"}}]}, ["ec2[0]: unknown key 'tag' (did you mean 'tags'?)"]),
-    ({"ec2": [{"name": "aws"}]}, ["ec2[0] (aws).regions is required: list the regions to query (there is no 'all regions')"]),
-    ({"ec2": [{"regions": ["us-east1", "us-west-2", "us-west-2"]}]},
-     ["'us-east1' is not a region name", "ec2[0].regions lists a region twice"]),
-    ({"ec2": [{"regions": ["us-east-1"], "states": ["runing"]}]}, ["ec2[0].states: unknown state 'runing'"]),
-    ({"ec2": [{"regions": ["us-east-1"], "hostnames": ["dns-name"]}]}, ["ec2[0].hostnames: unknown 'dns-name'"]),
-    ({"ec2": [{"regions": ["us-east-1"], "ansible_host": ["public-ip"]}]},
-     ["ec2[0].ansible_host: unknown 'public-ip' (did you mean 'public-ip-address'?)"]),
-    ({"ec2": [{"regions": ["us-east-1"], "filters": {"instance-state-name": "running"}}]}, ["use states instead"]),
-    ({"ec2": [{"regions": ["us-east-1"], "hostvars": ["instance_id", "vpc"]}]},
-     ["ec2[0].hostvars: unknown field 'vpc' (did you mean 'vpc_id'?); one of all, instance_id,"]),
-    ({"ec2": [{"regions": ["us-east-1"], "hostvars": "all"}]}, ["ec2[0].hostvars must be a list of instance fields, got a string"]),
-    ({"ec2": [{"regions": ["us-east-1"], "access_key": "AK"}]}, ["access_key and secret_key go together"]),
-    ({"ec2": [{"regions": ["us-east-1"]}, {"name": "ec2", "regions": ["us-east-1"]}]}, ["the name 'ec2' is already used by ec2[0]"]),
-    ({"ec2": [{"regions": "us-east-1"}]}, ["ec2[0].regions must be a list of region names, got a string"]),
-    ({"static": {"calypso": {"group": ["gpu_hosts"]}}}, ["static.calypso: unknown key 'group' (did you mean 'groups'?)"]),
-    ({"static": {"calypso": {"gpu": {"model": "A", "count": "two"}}}},
-     ["static.calypso.gpu: missing memory_mib"]),
-    ({"gpu_types": {"g7.xlarge": {"model": "B200", "count": -1, "memory_mib": 1}}}, ["gpu_types.g7.xlarge.count must be a non-negative integer"]),
-])
+@pytest.mark.parametrize(
+    "data,messages",
+    [
+        ({"stattic": {}}, ["unknown option 'stattic' (did you mean 'static'?)"]),
+        (
+            {"ec2": [{"regions": ["us-east-1"], "tag": {"a": "b"}}]},
+            ["ec2[0]: unknown key 'tag' (did you mean 'tags'?)"],
+        ),
+        (
+            {"ec2": [{"name": "aws"}]},
+            ["ec2[0] (aws).regions is required: list the regions to query (there is no 'all regions')"],
+        ),
+        (
+            {"ec2": [{"regions": ["us-east1", "us-west-2", "us-west-2"]}]},
+            ["'us-east1' is not a region name", "ec2[0].regions lists a region twice"],
+        ),
+        ({"ec2": [{"regions": ["us-east-1"], "states": ["runing"]}]}, ["ec2[0].states: unknown state 'runing'"]),
+        ({"ec2": [{"regions": ["us-east-1"], "hostnames": ["dns-name"]}]}, ["ec2[0].hostnames: unknown 'dns-name'"]),
+        (
+            {"ec2": [{"regions": ["us-east-1"], "ansible_host": ["public-ip"]}]},
+            ["ec2[0].ansible_host: unknown 'public-ip' (did you mean 'public-ip-address'?)"],
+        ),
+        ({"ec2": [{"regions": ["us-east-1"], "filters": {"instance-state-name": "running"}}]}, ["use states instead"]),
+        (
+            {"ec2": [{"regions": ["us-east-1"], "hostvars": ["instance_id", "vpc"]}]},
+            ["ec2[0].hostvars: unknown field 'vpc' (did you mean 'vpc_id'?); one of all, instance_id,"],
+        ),
+        (
+            {"ec2": [{"regions": ["us-east-1"], "hostvars": "all"}]},
+            ["ec2[0].hostvars must be a list of instance fields, got a string"],
+        ),
+        ({"ec2": [{"regions": ["us-east-1"], "access_key": "AK"}]}, ["access_key and secret_key go together"]),
+        (
+            {"ec2": [{"regions": ["us-east-1"]}, {"name": "ec2", "regions": ["us-east-1"]}]},
+            ["the name 'ec2' is already used by ec2[0]"],
+        ),
+        ({"ec2": [{"regions": "us-east-1"}]}, ["ec2[0].regions must be a list of region names, got a string"]),
+        (
+            {"static": {"calypso": {"group": ["gpu_hosts"]}}},
+            ["static.calypso: unknown key 'group' (did you mean 'groups'?)"],
+        ),
+        ({"static": {"calypso": {"gpu": {"model": "A", "count": "two"}}}}, ["static.calypso.gpu: missing memory_mib"]),
+        (
+            {"gpu_types": {"g7.xlarge": {"model": "B200", "count": -1, "memory_mib": 1}}},
+            ["gpu_types.g7.xlarge.count must be a non-negative integer"],
+        ),
+    ],
+)
 def test_a_bad_configuration_names_every_problem(config, aws, data, messages):
     message = load_failing(config(data))
     for expected in messages:
@@ -202,52 +255,99 @@ def test_a_bad_configuration_names_every_problem(config, aws, data, messages):
 
 # --- static hosts --------------------------------------------------------------------------------------------------
 def test_static_hosts_alone_need_no_aws(config):
-    path = config({"static": {
-        "tethys": {"groups": ["k3s_servers"], "vars": {"ansible_host": "tethys.example.com", "motd": "{{ inventory_hostname }}"}},
-        "calypso": {"groups": ["storage_nodes"], "gpu": {"model": "RTX 4090", "count": 2, "memory_mib": 24564}},
-        "bare": None,
-    }})
+    path = config(
+        {
+            "static": {
+                "tethys": {
+                    "groups": ["k3s_servers"],
+                    "vars": {"ansible_host": "tethys.example.com", "motd": "{{ inventory_hostname }}"},
+                },
+                "calypso": {"groups": ["storage_nodes"], "gpu": {"model": "RTX 4090", "count": 2, "memory_mib": 24564}},
+                "bare": None,
+            }
+        }
+    )
     with mock.patch.object(_ec2_fleet, "make_session", side_effect=AssertionError("no AWS for static hosts")):
         inventory = load(path)
     assert group_hosts(inventory, "k3s_servers") == ["tethys"]
-    assert group_hosts(inventory, "gpu_hosts") == ["calypso"]          # its GPUs put it there
+    assert group_hosts(inventory, "gpu_hosts") == ["calypso"]  # its GPUs put it there
     assert group_hosts(inventory, "ungrouped") == ["bare"]
     tethys = host_vars(inventory, "tethys")
     assert tethys["ansible_host"] == "tethys.example.com"
-    assert is_trusted_as_template(tethys["motd"])                       # written in the file: templated when used
+    assert is_trusted_as_template(tethys["motd"])  # written in the file: templated when used
     assert host_vars(inventory, "calypso")["fleet_gpu"] == {
-        "vendor": "nvidia", "model": "RTX 4090", "count": 2, "memory_mib": 24564, "memory_gib": 24.0, "total_memory_mib": 49128}
+        "vendor": "nvidia",
+        "model": "RTX 4090",
+        "count": 2,
+        "memory_mib": 24564,
+        "memory_gib": 24.0,
+        "total_memory_mib": 49128,
+    }
     assert host_vars(inventory, "bare")["fleet_sources"] == ["static"]
 
 
 # --- EC2 -------------------------------------------------------------------------------------------------------------
 def test_instances_get_groups_gpu_facts_and_addresses(config, aws, warnings):
-    aws.add("us-east-1",
-            instance("i-1", "g6.12xlarge", name="big", role="gpu_hosts,k3s_agents"),
-            instance("i-2", "t3.large", name="small", role="k3s agents", public_ip=None),
-            instance("i-3", "g6.96xlarge", role=""),                     # a size the table does not know
-            instance("i-4", "g5.xlarge", name="spot-box", lifecycle="spot", evil="{{ lookup('pipe', 'id') }}"))
+    aws.add(
+        "us-east-1",
+        instance("i-1", "g6.12xlarge", name="big", role="gpu_hosts,k3s_agents"),
+        instance("i-2", "t3.large", name="small", role="k3s agents", public_ip=None),
+        instance("i-3", "g6.96xlarge", role=""),  # a size the table does not know
+        instance("i-4", "g5.xlarge", name="spot-box", lifecycle="spot", evil="{{ lookup('pipe', 'id') }}"),
+    )
     aws.add("eu-west-1", instance("i-5", "p5.48xlarge", name="h100", zone="eu-west-1b"))
-    path = config({"ec2": [{"name": "aws", "regions": ["us-east-1", "eu-west-1"], "tags": {"fleet:managed": "true", "team": ["a", "b"], "owner": None},
-                            "groups": ["cloud"], "vars": {"ansible_user": "ubuntu"}}]})
+    path = config(
+        {
+            "ec2": [
+                {
+                    "name": "aws",
+                    "regions": ["us-east-1", "eu-west-1"],
+                    "tags": {"fleet:managed": "true", "team": ["a", "b"], "owner": None},
+                    "groups": ["cloud"],
+                    "vars": {"ansible_user": "ubuntu"},
+                }
+            ]
+        }
+    )
     inventory = load(path)
     assert sorted(inventory.hosts) == ["big", "h100", "i-3", "small", "spot-box"]
     assert group_hosts(inventory, "gpu_hosts") == ["big", "h100", "spot-box"]
     assert group_hosts(inventory, "k3s_agents") == ["big"]
-    assert group_hosts(inventory, "k3s") == group_hosts(inventory, "agents") == ["small"]   # whitespace separates roles too
-    assert group_hosts(inventory, "aws") == group_hosts(inventory, "cloud") == ["big", "h100", "i-3", "small", "spot-box"]
+    assert (
+        group_hosts(inventory, "k3s") == group_hosts(inventory, "agents") == ["small"]
+    )  # whitespace separates roles too
+    assert (
+        group_hosts(inventory, "aws") == group_hosts(inventory, "cloud") == ["big", "h100", "i-3", "small", "spot-box"]
+    )
     assert group_hosts(inventory, "aws_eu_west_1") == ["h100"]
     big = host_vars(inventory, "big")
-    assert big["fleet_gpu"]["count"] == 4 and big["fleet_gpu"]["model"] == "L4" and big["fleet_gpu"]["total_memory_mib"] == 4 * 22888
+    assert (
+        big["fleet_gpu"]["count"] == 4
+        and big["fleet_gpu"]["model"] == "L4"
+        and big["fleet_gpu"]["total_memory_mib"] == 4 * 22888
+    )
     assert big["ansible_host"] == "54.0.0.1" and big["ansible_user"] == "ubuntu"
-    assert {k: v for k, v in big.items() if k.startswith("ec2_")} == {   # the default hostvars
-        "ec2_instance_id": "i-1", "ec2_instance_type": "g6.12xlarge", "ec2_region": "us-east-1", "ec2_availability_zone": "us-east-1a",
-        "ec2_lifecycle": "on-demand", "ec2_private_ip_address": "10.0.0.1", "ec2_public_ip_address": "54.0.0.1",
-        "ec2_tags": {"Name": "big", "fleet:role": "gpu_hosts,k3s_agents"}}
-    assert big["fleet_gpu"] == {"vendor": "nvidia", "model": "L4", "count": 4, "memory_mib": 22888, "memory_gib": 22.4, "total_memory_mib": 4 * 22888}
+    assert {k: v for k, v in big.items() if k.startswith("ec2_")} == {  # the default hostvars
+        "ec2_instance_id": "i-1",
+        "ec2_instance_type": "g6.12xlarge",
+        "ec2_region": "us-east-1",
+        "ec2_availability_zone": "us-east-1a",
+        "ec2_lifecycle": "on-demand",
+        "ec2_private_ip_address": "10.0.0.1",
+        "ec2_public_ip_address": "54.0.0.1",
+        "ec2_tags": {"Name": "big", "fleet:role": "gpu_hosts,k3s_agents"},
+    }
+    assert big["fleet_gpu"] == {
+        "vendor": "nvidia",
+        "model": "L4",
+        "count": 4,
+        "memory_mib": 22888,
+        "memory_gib": 22.4,
+        "total_memory_mib": 4 * 22888,
+    }
     small = host_vars(inventory, "small")
-    assert small["ansible_host"] == "10.0.0.1"                          # no public address: the private one
-    assert "ec2_public_ip_address" not in small                        # a field the instance lacks is not set
+    assert small["ansible_host"] == "10.0.0.1"  # no public address: the private one
+    assert "ec2_public_ip_address" not in small  # a field the instance lacks is not set
     assert "fleet_gpu" not in host_vars(inventory, "i-3")
     assert any("g6.96xlarge of i-3 is not in the GPU table" in w for w in warnings)
     assert host_vars(inventory, "spot-box")["ec2_lifecycle"] == "spot"
@@ -257,8 +357,11 @@ def test_instances_get_groups_gpu_facts_and_addresses(config, aws, warnings):
     assert not is_trusted_as_template(big["ansible_host"])
     # server-side filters: tags (a list, "any value"), then the states
     assert aws.clients["us-east-1"].filters == [
-        {"Name": "tag:fleet:managed", "Values": ["true"]}, {"Name": "tag:team", "Values": ["a", "b"]},
-        {"Name": "tag-key", "Values": ["owner"]}, {"Name": "instance-state-name", "Values": ["running"]}]
+        {"Name": "tag:fleet:managed", "Values": ["true"]},
+        {"Name": "tag:team", "Values": ["a", "b"]},
+        {"Name": "tag-key", "Values": ["owner"]},
+        {"Name": "instance-state-name", "Values": ["running"]},
+    ]
 
 
 def test_regions_are_queried_concurrently(config, aws):
@@ -272,7 +375,7 @@ def test_regions_are_queried_concurrently(config, aws):
     assert len(inventory.hosts) == 4
     assert elapsed < 1.2, "4 regions of 0.4 s took %.2f s: not concurrent" % elapsed
     assert len({aws.clients[r].threads[0] for r in regions}) == 4
-    assert aws.created == regions                                      # clients made up front, in order
+    assert aws.created == regions  # clients made up front, in order
 
     aws.clients.clear()
     for index, region in enumerate(regions):
@@ -293,26 +396,40 @@ def test_two_instances_never_share_a_name(config, aws, warnings):
     aws.add("eu-west-1", instance("i-c", name="gpu", zone="eu-west-1a"))
     inventory = load(config({"ec2": [{"regions": ["us-east-1", "eu-west-1"]}]}))
     assert sorted(inventory.hosts) == ["gpu", "i-b", "i-c"]
-    assert host_vars(inventory, "gpu")["ec2_instance_id"] == "i-a"      # first by region order, then instance ID
-    assert "ec2 source 'ec2', region us-east-1: instance i-b would be named 'gpu' like instance i-a; it is 'i-b' instead" in warnings
+    assert host_vars(inventory, "gpu")["ec2_instance_id"] == "i-a"  # first by region order, then instance ID
+    assert (
+        "ec2 source 'ec2', region us-east-1: instance i-b would be named 'gpu' like instance i-a; it is 'i-b' instead"
+        in warnings
+    )
 
 
 def test_hostname_and_address_preferences(config, aws):
     aws.add("us-east-1", instance("i-1", name="box", public_ip="54.1.1.1", private_ip="10.1.1.1"))
-    path = config({"ec2": [{"regions": ["us-east-1"], "hostnames": ["private-ip-address"], "ansible_host": "private-dns-name"}]})
+    path = config(
+        {"ec2": [{"regions": ["us-east-1"], "hostnames": ["private-ip-address"], "ansible_host": "private-dns-name"}]}
+    )
     inventory = load(path)
     assert list(inventory.hosts) == ["10.1.1.1"]
     assert host_vars(inventory, "10.1.1.1")["ansible_host"] == "ip-10-0-0-1.ec2.internal"
 
 
-@pytest.mark.parametrize("prefer,address,user", [("static", "seaweed1.example.com", "ops"), ("ec2", "54.0.0.9", "ubuntu")])
+@pytest.mark.parametrize(
+    "prefer,address,user", [("static", "seaweed1.example.com", "ops"), ("ec2", "54.0.0.9", "ubuntu")]
+)
 def test_a_host_in_both_sources_is_one_host(config, aws, prefer, address, user):
     aws.add("us-east-1", instance("i-9", "t3.large", name="seaweed1", role="k3s_agents", public_ip="54.0.0.9"))
-    path = config({
-        "static": {"seaweed1": {"groups": ["storage_nodes"], "vars": {"ansible_host": "seaweed1.example.com", "ansible_user": "ops", "only_static": 1}}},
-        "ec2": [{"regions": ["us-east-1"], "vars": {"ansible_user": "ubuntu"}}],
-        "prefer": prefer,
-    })
+    path = config(
+        {
+            "static": {
+                "seaweed1": {
+                    "groups": ["storage_nodes"],
+                    "vars": {"ansible_host": "seaweed1.example.com", "ansible_user": "ops", "only_static": 1},
+                }
+            },
+            "ec2": [{"regions": ["us-east-1"], "vars": {"ansible_user": "ubuntu"}}],
+            "prefer": prefer,
+        }
+    )
     inventory = load(path)
     assert list(inventory.hosts) == ["seaweed1"]
     assert group_hosts(inventory, "storage_nodes") == group_hosts(inventory, "k3s_agents") == ["seaweed1"]
@@ -323,49 +440,71 @@ def test_a_host_in_both_sources_is_one_host(config, aws, prefer, address, user):
 
 
 def test_hostvars_chooses_the_fields_and_templates_see_them_all(config, aws):
-    aws.add("us-east-1", instance("i-1", name="a", public_ip=None), instance("i-2", "t3.large", name="b", zone="us-east-1b"))
-    path = config({"ec2": [{"regions": ["us-east-1"], "hostvars": ["launch_time", "vpc_id", "public_ip_address"]}],
-                   "keyed_groups": [{"key": "ec2_subnet_id", "prefix": "net"}],
-                   "compose": {"zone": "ec2_availability_zone", "has_public": "ec2_public_ip_address is defined"}})
+    aws.add(
+        "us-east-1", instance("i-1", name="a", public_ip=None), instance("i-2", "t3.large", name="b", zone="us-east-1b")
+    )
+    path = config(
+        {
+            "ec2": [{"regions": ["us-east-1"], "hostvars": ["launch_time", "vpc_id", "public_ip_address"]}],
+            "keyed_groups": [{"key": "ec2_subnet_id", "prefix": "net"}],
+            "compose": {"zone": "ec2_availability_zone", "has_public": "ec2_public_ip_address is defined"},
+        }
+    )
     inventory = load(path)
     a = host_vars(inventory, "a")
-    assert {k: v for k, v in a.items() if k.startswith("ec2_")} == {"ec2_launch_time": "2025-01-02T03:04:05Z", "ec2_vpc_id": "vpc-1"}
+    assert {k: v for k, v in a.items() if k.startswith("ec2_")} == {
+        "ec2_launch_time": "2025-01-02T03:04:05Z",
+        "ec2_vpc_id": "vpc-1",
+    }
     assert a["zone"] == "us-east-1a" and a["has_public"] is False and host_vars(inventory, "b")["has_public"] is True
     assert group_hosts(inventory, "net_subnet_1") == ["a", "b"]
     every = host_vars(load(config({"ec2": [{"regions": ["us-east-1"], "hostvars": ["all"]}]})), "b")
-    assert every["ec2_security_group_ids"] == ["sg-1"] and every["ec2_state"] == "running" and every["ec2_architecture"] == "x86_64"
-    assert "ec2_key_name" not in every and "ec2_ipv6_address" not in every       # the instance has none
+    assert (
+        every["ec2_security_group_ids"] == ["sg-1"]
+        and every["ec2_state"] == "running"
+        and every["ec2_architecture"] == "x86_64"
+    )
+    assert "ec2_key_name" not in every and "ec2_ipv6_address" not in every  # the instance has none
 
 
 def test_a_template_in_a_tag_stays_text_through_compose_and_keyed_groups(config, aws):
     aws.add("us-east-1", instance("i-1", name="a", owner="{{ lookup('pipe', 'echo pwned') }}"))
-    inventory = load(config({"ec2": [{"regions": ["us-east-1"]}], "compose": {"owner": "ec2_tags.owner"},
-                             "keyed_groups": [{"key": "ec2_tags.owner", "prefix": "owner"}]}))
+    inventory = load(
+        config(
+            {
+                "ec2": [{"regions": ["us-east-1"]}],
+                "compose": {"owner": "ec2_tags.owner"},
+                "keyed_groups": [{"key": "ec2_tags.owner", "prefix": "owner"}],
+            }
+        )
+    )
     owner = host_vars(inventory, "a")["owner"]
     assert owner == "{{ lookup('pipe', 'echo pwned') }}" and not is_trusted_as_template(owner)
     assert not any("pwned" in name and "lookup" not in name for name in inventory.groups)
 
 
 def test_unsafe_marks_remote_values_whatever_their_type():
-    from ansible.template import trust_as_template   # pylint: disable=import-outside-toplevel
+    from ansible.template import trust_as_template  # pylint: disable=import-outside-toplevel
 
     trusted = trust_as_template("{{ lookup('pipe', 'id') }}")
     assert is_trusted_as_template(trusted)
-    marked = fleet_plugin._unsafe({"tags": {trusted: [trusted, 1, None]}, "n": 2.5})   # pylint: disable=protected-access
-    (key, values), = marked["tags"].items()
+    marked = fleet_plugin._unsafe({"tags": {trusted: [trusted, 1, None]}, "n": 2.5})  # pylint: disable=protected-access
+    ((key, values),) = marked["tags"].items()
     assert not is_trusted_as_template(key) and not is_trusted_as_template(values[0]) and values[1:] == [1, None]
     assert marked["n"] == 2.5
 
 
 def test_constructed_features_apply_to_every_host(config, aws):
     aws.add("us-east-1", instance("i-1", "g6e.xlarge", name="l40s"))
-    path = config({
-        "static": {"tethys": {"groups": ["k3s_servers"]}},
-        "ec2": [{"regions": ["us-east-1"]}],
-        "compose": {"gpu_memory": "fleet_gpu.memory_gib | default(0)"},
-        "keyed_groups": [{"key": "fleet_gpu.model | default('none')", "prefix": "gpu", "parent_group": "by_gpu"}],
-        "groups": {"cloud": "'ec2' in fleet_sources"},
-    })
+    path = config(
+        {
+            "static": {"tethys": {"groups": ["k3s_servers"]}},
+            "ec2": [{"regions": ["us-east-1"]}],
+            "compose": {"gpu_memory": "fleet_gpu.memory_gib | default(0)"},
+            "keyed_groups": [{"key": "fleet_gpu.model | default('none')", "prefix": "gpu", "parent_group": "by_gpu"}],
+            "groups": {"cloud": "'ec2' in fleet_sources"},
+        }
+    )
     inventory = load(path)
     assert host_vars(inventory, "l40s")["gpu_memory"] == 44.7
     assert host_vars(inventory, "tethys")["gpu_memory"] == 0
@@ -377,14 +516,20 @@ def test_constructed_features_apply_to_every_host(config, aws):
 # --- errors ----------------------------------------------------------------------------------------------------------
 def test_failures_name_source_region_credential_and_reason(config, aws):
     aws.add("us-east-1", instance("i-1"))
-    denied = {"Error": {"Code": "UnauthorizedOperation", "Message": "You are not authorized to perform this operation."}}
+    denied = {
+        "Error": {"Code": "UnauthorizedOperation", "Message": "You are not authorized to perform this operation."}
+    }
     aws.add("eu-west-1", error=ClientError(denied, "DescribeInstances"))
     aws.add("ap-south-1", error=EndpointConnectionError(endpoint_url="https://ec2.ap-south-1.amazonaws.com/"))
     message = load_failing(config({"ec2": [{"name": "aws", "regions": ["us-east-1", "eu-west-1", "ap-south-1"]}]}))
-    assert ("ec2 source 'aws', region ap-south-1, credentials: access key ****WXYZ from environment variables: cannot reach the EC2 endpoint: "
-            "Could not connect to the endpoint URL: \"https://ec2.ap-south-1.amazonaws.com/\"") in message
-    assert ("ec2 source 'aws', region eu-west-1, credentials: access key ****WXYZ from environment variables: UnauthorizedOperation: "
-            "You are not authorized to perform this operation. (the credentials lack an IAM permission for this call)") in message
+    assert (
+        "ec2 source 'aws', region ap-south-1, credentials: access key ****WXYZ from environment variables: cannot reach the EC2 endpoint: "
+        'Could not connect to the endpoint URL: "https://ec2.ap-south-1.amazonaws.com/"'
+    ) in message
+    assert (
+        "ec2 source 'aws', region eu-west-1, credentials: access key ****WXYZ from environment variables: UnauthorizedOperation: "
+        "You are not authorized to perform this operation. (the credentials lack an IAM permission for this call)"
+    ) in message
     assert "region us-east-1" not in message
 
 
@@ -393,24 +538,44 @@ def test_a_missing_profile_fails_every_region_of_its_source(config, aws):
 
     aws.session_error = ProfileNotFound(profile="prod")
     message = load_failing(config({"ec2": [{"name": "aws", "regions": ["us-east-1"], "profile": "prod"}]}))
-    assert "ec2 source 'aws', region all regions, credentials: profile 'prod': The config profile (prod) could not be found" in message
+    assert (
+        "ec2 source 'aws', region all regions, credentials: profile 'prod': The config profile (prod) could not be found"
+        in message
+    )
 
 
 # --- cache -----------------------------------------------------------------------------------------------------------
 def cached_config(config, tmp_path, **extra):
-    data = {"static": {"tethys": {"groups": ["k3s_servers"], "vars": {"ansible_host": "tethys.example.com", "greeting": "{{ 'hi' }}"}}},
-            "ec2": [{"regions": ["us-east-1", "eu-west-1"]}],
-            "cache": True, "cache_plugin": "ansible.builtin.jsonfile", "cache_connection": str(tmp_path / "cache"),
-            "keyed_groups": [{"key": "ec2_instance_type | default('static')", "prefix": "type"}],
-            "compose": {"where": "ec2_region | default('home')"}}
+    data = {
+        "static": {
+            "tethys": {
+                "groups": ["k3s_servers"],
+                "vars": {"ansible_host": "tethys.example.com", "greeting": "{{ 'hi' }}"},
+            }
+        },
+        "ec2": [{"regions": ["us-east-1", "eu-west-1"]}],
+        "cache": True,
+        "cache_plugin": "ansible.builtin.jsonfile",
+        "cache_connection": str(tmp_path / "cache"),
+        "keyed_groups": [{"key": "ec2_instance_type | default('static')", "prefix": "type"}],
+        "compose": {"where": "ec2_region | default('home')"},
+    }
     data.update(extra)
     return config(data)
 
 
 def snapshot(inventory):
-    return ({name: sorted(h.name for h in g.get_hosts()) for name, g in inventory.groups.items()},
-            {name: {k: v for k, v in inventory.get_host(name).get_vars().items() if k not in ("inventory_file", "inventory_dir")}
-             for name in inventory.hosts})
+    return (
+        {name: sorted(h.name for h in g.get_hosts()) for name, g in inventory.groups.items()},
+        {
+            name: {
+                k: v
+                for k, v in inventory.get_host(name).get_vars().items()
+                if k not in ("inventory_file", "inventory_dir")
+            }
+            for name in inventory.hosts
+        },
+    )
 
 
 def test_a_cache_hit_replays_everything_without_a_query_or_a_template(config, aws, tmp_path):
@@ -421,18 +586,22 @@ def test_a_cache_hit_replays_everything_without_a_query_or_a_template(config, aw
     assert aws.calls == 2
     assert len(list((tmp_path / "cache").iterdir())) == 1
 
-    with mock.patch.object(fleet_plugin.InventoryModule, "_query_all", side_effect=AssertionError("queried")), \
-            mock.patch.object(fleet_plugin.InventoryModule, "_set_composite_vars", side_effect=AssertionError("templated")), \
-            mock.patch.object(fleet_plugin.InventoryModule, "_add_host_to_keyed_groups", side_effect=AssertionError("templated")):
+    with (
+        mock.patch.object(fleet_plugin.InventoryModule, "_query_all", side_effect=AssertionError("queried")),
+        mock.patch.object(fleet_plugin.InventoryModule, "_set_composite_vars", side_effect=AssertionError("templated")),
+        mock.patch.object(
+            fleet_plugin.InventoryModule, "_add_host_to_keyed_groups", side_effect=AssertionError("templated")
+        ),
+    ):
         warm = load(path)
     assert aws.calls == 2
     assert snapshot(warm) == snapshot(cold)
     assert group_hosts(warm, "type_p4d_24xlarge") == ["gpu-b"] and group_hosts(warm, "type_static") == ["tethys"]
     gpu_a = host_vars(warm, "gpu-a")
     assert not is_trusted_as_template(gpu_a["ec2_tags"]["Name"]) and not is_trusted_as_template(gpu_a["where"])
-    assert is_trusted_as_template(host_vars(warm, "tethys")["greeting"])   # from the file, not from the cache
+    assert is_trusted_as_template(host_vars(warm, "tethys")["greeting"])  # from the file, not from the cache
 
-    load(path, cache=False)                                             # --flush-cache / refresh_inventory
+    load(path, cache=False)  # --flush-cache / refresh_inventory
     assert aws.calls == 4
 
 
@@ -441,13 +610,15 @@ def test_only_remote_values_are_unsafe_cold_and_from_the_cache(config, aws, tmp_
     file's own values (on 2.19 --list prints them as plain strings); every value from AWS stays unsafe."""
     aws.add("us-east-1", instance("i-1", name="gpu-a"), instance("i-2", name="gpu-b"))
     path = cached_config(config, tmp_path)
-    for inventory in (load(path), load(path)):                          # cold, then a cache hit
+    for inventory in (load(path), load(path)):  # cold, then a cache hit
         for name in ("gpu-a", "gpu-b"):
             variables = host_vars(inventory, name)
             assert variables["fleet_gpu"]["model"] == "L4" and is_trusted_as_template(variables["fleet_gpu"]["model"])
             assert all(is_trusted_as_template(source) for source in variables["fleet_sources"])
-            assert not is_trusted_as_template(variables["ec2_instance_type"]) and not is_trusted_as_template(variables["ansible_host"])
-    assert aws.calls == 2                                               # one page per region, both from the cold load
+            assert not is_trusted_as_template(variables["ec2_instance_type"]) and not is_trusted_as_template(
+                variables["ansible_host"]
+            )
+    assert aws.calls == 2  # one page per region, both from the cold load
 
 
 def test_remote_variables_merge_into_a_mapping_as_host_set_variable_does():
@@ -458,8 +629,15 @@ def test_remote_variables_merge_into_a_mapping_as_host_set_variable_does():
     inventory.hosts["box"].set_variable("ec2_tags", {"owner": "ops"})
     inventory.hosts["box"].set_variable("ansible_host", "box.example.com")
     with mock.patch.object(Host, "set_variable", autospec=True, side_effect=Host.set_variable) as host_set_variable:
-        fleet_plugin._set_remote_variables(inventory, "box", {"ec2_tags": {"Name": "box"}, "ansible_host": "54.0.0.1",  # pylint: disable=protected-access
-                                                              "ec2_region": "us-east-1"})
+        fleet_plugin._set_remote_variables(
+            inventory,
+            "box",
+            {
+                "ec2_tags": {"Name": "box"},
+                "ansible_host": "54.0.0.1",  # pylint: disable=protected-access
+                "ec2_region": "us-east-1",
+            },
+        )
     assert [c.args[1] for c in host_set_variable.call_args_list] == ["ec2_tags"]
     variables = inventory.hosts["box"].vars
     assert variables["ansible_host"] == "54.0.0.1" and variables["ec2_region"] == "us-east-1"
@@ -470,9 +648,9 @@ def test_the_cache_key_covers_content_environment_and_extra_vars(config, aws, tm
     path = cached_config(config, tmp_path)
     load(path)
     load(path)
-    assert aws.calls == 2                                               # the second load was a hit
+    assert aws.calls == 2  # the second load was a hit
 
-    cached_config(config, tmp_path, compose={"where": "'elsewhere'"})   # an edit of the file
+    cached_config(config, tmp_path, compose={"where": "'elsewhere'"})  # an edit of the file
     assert host_vars(load(path), "gpu-a")["where"] == "elsewhere"
     assert aws.calls == 4
 
@@ -485,7 +663,10 @@ def test_the_cache_key_covers_content_environment_and_extra_vars(config, aws, tm
 
 def test_a_partial_result_is_not_cached(config, aws, tmp_path, warnings):
     aws.add("us-east-1", instance("i-1", name="gpu-a"))
-    aws.add("eu-west-1", error=ClientError({"Error": {"Code": "RequestLimitExceeded", "Message": "slow down"}}, "DescribeInstances"))
+    aws.add(
+        "eu-west-1",
+        error=ClientError({"Error": {"Code": "RequestLimitExceeded", "Message": "slow down"}}, "DescribeInstances"),
+    )
     path = cached_config(config, tmp_path, region_errors="warn")
     inventory = load(path)
     assert "gpu-a" in inventory.hosts

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2025, Oceanid fleet maintainers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -19,7 +18,7 @@ import pytest
 from ansible_collections.oceanid.fleet.plugins.module_utils import s3_transfer as t
 from tests.support.s3_stub import StubS3, tree
 
-FIXED_NOW = datetime.datetime(2026, 11, 22, 12, 0, 0, tzinfo=datetime.timezone.utc)
+FIXED_NOW = datetime.datetime(2026, 11, 22, 12, 0, 0, tzinfo=datetime.UTC)
 
 
 @pytest.fixture
@@ -38,12 +37,16 @@ def endpoint(url="http://127.0.0.1:8333", **kwargs):
 
 # --- SigV4 -------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("method,key,query,body", [
-    ("GET", "models/ner/1/model.onnx", {}, b""),
-    ("GET", "", {"list-type": "2", "prefix": "models/a b/", "continuation-token": "x/y+z="}, b""),
-    ("PUT", "models/ner/1/with space & plus+.txt", {"partNumber": "3", "uploadId": "u~1"}, b"some bytes"),
-    ("POST", "models/ner/1/big.bin", {"uploads": ""}, b""),
-])
+
+@pytest.mark.parametrize(
+    "method,key,query,body",
+    [
+        ("GET", "models/ner/1/model.onnx", {}, b""),
+        ("GET", "", {"list-type": "2", "prefix": "models/a b/", "continuation-token": "x/y+z="}, b""),
+        ("PUT", "models/ner/1/with space & plus+.txt", {"partNumber": "3", "uploadId": "u~1"}, b"some bytes"),
+        ("POST", "models/ner/1/big.bin", {"uploads": ""}, b""),
+    ],
+)
 def test_signature_matches_botocore(frozen_clock, method, key, query, body):
     """Our Authorization header is byte for byte what botocore's S3 SigV4 signer computes."""
     botocore_auth = pytest.importorskip("botocore.auth")
@@ -60,13 +63,14 @@ def test_signature_matches_botocore(frozen_clock, method, key, query, body):
     canonical_query = client._sign(method, "bucket", path, query, headers, payload)  # pylint: disable=protected-access
 
     url = "http://127.0.0.1:8333" + path + ("?" + canonical_query if canonical_query else "")
-    request = AWSRequest(method=method, url=url, data=body,
-                         headers={"x-amz-content-sha256": payload})
+    request = AWSRequest(method=method, url=url, data=body, headers={"x-amz-content-sha256": payload})
     with mock.patch("botocore.auth.datetime") as botocore_datetime:
         botocore_datetime.datetime.now.return_value = FIXED_NOW.replace(tzinfo=None)
         botocore_datetime.datetime.utcnow.return_value = FIXED_NOW.replace(tzinfo=None)
         botocore_datetime.timezone = datetime.timezone
-        botocore_auth.S3SigV4Auth(Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"), "s3", "eu-west-1").add_auth(request)
+        botocore_auth.S3SigV4Auth(
+            Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"), "s3", "eu-west-1"
+        ).add_auth(request)
     ours = re.search(r"Signature=([0-9a-f]+)", headers["Authorization"]).group(1)
     theirs = re.search(r"Signature=([0-9a-f]+)", request.headers["Authorization"]).group(1)
     assert ours == theirs
@@ -105,12 +109,16 @@ def test_credentials_from_environment(monkeypatch):
 
 # --- manifests, plans, spans ---------------------------------------------------------------------
 
-@pytest.mark.parametrize("files,message", [
-    ([{"path": "../etc/passwd", "size": 1, "sha256": "x"}], "escapes"),
-    ([{"path": "/abs", "size": 1, "sha256": "x"}], "absolute"),
-    ([{"path": "a", "size": 1, "sha256": "x"}, {"path": "a", "size": 1, "sha256": "x"}], "repeats"),
-    ([{"path": "a", "size": "1", "sha256": "x"}], "needs path, size and sha256"),
-])
+
+@pytest.mark.parametrize(
+    "files,message",
+    [
+        ([{"path": "../etc/passwd", "size": 1, "sha256": "x"}], "escapes"),
+        ([{"path": "/abs", "size": 1, "sha256": "x"}], "absolute"),
+        ([{"path": "a", "size": 1, "sha256": "x"}, {"path": "a", "size": 1, "sha256": "x"}], "repeats"),
+        ([{"path": "a", "size": "1", "sha256": "x"}], "needs path, size and sha256"),
+    ],
+)
 def test_manifest_validation_names_the_problem(files, message):
     with pytest.raises(t.SourceError, match=message):
         t._validate_manifest({"files": files}, "s3://b/manifests/models/m.json")  # pylint: disable=protected-access
@@ -121,7 +129,7 @@ def test_hash_file_parts(tmp_path):
     (tmp_path / "f").write_bytes(data)
     whole, parts = t.hash_file(tmp_path / "f", 1000)
     assert whole == hashlib.sha256(data).hexdigest()
-    assert parts == [hashlib.sha256(data[i:i + 1000]).hexdigest() for i in (0, 1000, 2000)]
+    assert parts == [hashlib.sha256(data[i : i + 1000]).hexdigest() for i in (0, 1000, 2000)]
     (tmp_path / "empty").write_bytes(b"")
     assert t.hash_file(tmp_path / "empty", 1000) == (t.EMPTY_SHA256, [t.EMPTY_SHA256])
 
@@ -138,13 +146,17 @@ def test_plan_keeps_recorded_files_and_fetches_changed_ones(tmp_path):
     (dest / "changed").write_bytes(b"old!")
     (dest / "extra").write_bytes(b"x")
     st_same, st_changed = os.stat(dest / "same"), os.stat(dest / "changed")
-    state = {"files": {
-        "same": {"size": 4, "mtime_ns": st_same.st_mtime_ns, "sha256": hashlib.sha256(b"same").hexdigest()},
-        "changed": {"size": 4, "mtime_ns": st_changed.st_mtime_ns, "sha256": hashlib.sha256(b"old!").hexdigest()},
-    }}
-    files = [t._Wanted("same", "k/same", 4, hashlib.sha256(b"same").hexdigest()),  # pylint: disable=protected-access
-             t._Wanted("changed", "k/changed", 4, hashlib.sha256(b"new!").hexdigest()),  # pylint: disable=protected-access
-             t._Wanted("new", "k/new", 3, hashlib.sha256(b"new").hexdigest())]  # pylint: disable=protected-access
+    state = {
+        "files": {
+            "same": {"size": 4, "mtime_ns": st_same.st_mtime_ns, "sha256": hashlib.sha256(b"same").hexdigest()},
+            "changed": {"size": 4, "mtime_ns": st_changed.st_mtime_ns, "sha256": hashlib.sha256(b"old!").hexdigest()},
+        }
+    }
+    files = [
+        t._Wanted("same", "k/same", 4, hashlib.sha256(b"same").hexdigest()),  # pylint: disable=protected-access
+        t._Wanted("changed", "k/changed", 4, hashlib.sha256(b"new!").hexdigest()),  # pylint: disable=protected-access
+        t._Wanted("new", "k/new", 3, hashlib.sha256(b"new").hexdigest()),
+    ]  # pylint: disable=protected-access
     plan = t.plan_hydrate(files, str(dest), state, delete_extra=False, part_size=1024, verification="sha256")
     assert [w.path for w in plan["keep"]] == ["same"]
     assert [w.path for w in plan["fetch"]] == ["changed", "new"]
@@ -163,7 +175,9 @@ def test_plan_hashes_an_unrecorded_file_instead_of_fetching_it(tmp_path):
 
 
 def test_spans_group_parts_and_skip_done_ones():
-    download = t._Download(None, "b", "/nonexistent", part_size=10, concurrency=1, verification="sha256", request_size=30)  # pylint: disable=protected-access
+    download = t._Download(
+        None, "b", "/nonexistent", part_size=10, concurrency=1, verification="sha256", request_size=30
+    )  # pylint: disable=protected-access
     wanted = t._Wanted("f", "k/f", 95)  # pylint: disable=protected-access
     spans = download._spans(wanted, done={1, 5})  # pylint: disable=protected-access
     assert [[p[0] for p in span] for span in spans] == [[0], [2, 3, 4], [6, 7, 8], [9]]
@@ -181,6 +195,7 @@ def test_exchange_swaps_two_directories(tmp_path):
 
 
 # --- hydrate against a stub S3 -----------------------------------------------------------------------
+
 
 @pytest.fixture
 def stub():
@@ -200,7 +215,7 @@ def test_hydrate_publishes_verifies_and_then_makes_no_get(stub, tmp_path):
     result = t.hydrate(client_for(stub), "bucket", str(dest), model_key="m", concurrency=4)
     assert result["changed"] and result["files_fetched"] == 3 and result["verification"] == "sha256"
     assert tree(dest) == files
-    assert sorted(os.listdir(tmp_path / "repo")) == [".m.oceanid-state.json", "m"]   # no staging or partial left
+    assert sorted(os.listdir(tmp_path / "repo")) == [".m.oceanid-state.json", "m"]  # no staging or partial left
     stub.requests.clear()
     again = t.hydrate(client_for(stub), "bucket", str(dest), model_key="m")
     assert not again["changed"] and [r[0] for r in stub.requests] == ["HEAD"]
@@ -212,11 +227,14 @@ def test_hydrate_fails_on_bad_bytes_and_leaves_dest_as_it_was(stub, tmp_path):
     t.hydrate(client_for(stub), "bucket", str(dest), model_key="m")
     before = tree(dest)
     stub.put_model("m", {"w.bin": b"AAAAbbbbDDDD"})
-    stub.objects["models/m/w.bin"] = b"AAAAbbbbXXXX"    # the object no longer matches its manifest
+    stub.objects["models/m/w.bin"] = b"AAAAbbbbXXXX"  # the object no longer matches its manifest
     with pytest.raises(t.VerificationError) as err:
         t.hydrate(client_for(stub), "bucket", str(dest), model_key="m")
     assert err.value.path == "w.bin" and "w.bin" in str(err.value)
-    assert err.value.expected == hashlib.sha256(b"DDDD").hexdigest() and err.value.actual == hashlib.sha256(b"XXXX").hexdigest()
+    assert (
+        err.value.expected == hashlib.sha256(b"DDDD").hexdigest()
+        and err.value.actual == hashlib.sha256(b"XXXX").hexdigest()
+    )
     assert tree(dest) == before
 
 
@@ -247,8 +265,15 @@ def test_missing_manifest_is_a_clear_error(stub, tmp_path):
 
 
 def test_list_versions(stub):
-    stub.objects.update({"manifests/models/ner/1.json": b"{}", "manifests/models/ner/12.json": b"{}",
-                         "manifests/models/ner/latest.json": b"{}", "models/ner/3/model.onnx": b"x", "models/ner/012/x": b"x"})
+    stub.objects.update(
+        {
+            "manifests/models/ner/1.json": b"{}",
+            "manifests/models/ner/12.json": b"{}",
+            "manifests/models/ner/latest.json": b"{}",
+            "models/ner/3/model.onnx": b"x",
+            "models/ner/012/x": b"x",
+        }
+    )
     assert t.list_versions(client_for(stub), "bucket", "ner") == [(1, "manifest"), (3, "prefix"), (12, "manifest")]
 
 

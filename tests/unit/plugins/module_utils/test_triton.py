@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2025, Oceanid fleet maintainers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -46,8 +45,14 @@ class CannedServer:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
                 headers = {key.lower(): value for key, value in self.headers.items()}  # case-insensitive
-                server.requests.append({"method": self.command, "path": self.path, "headers": headers,
-                                        "body": json.loads(raw) if raw else None})
+                server.requests.append(
+                    {
+                        "method": self.command,
+                        "path": self.path,
+                        "headers": headers,
+                        "body": json.loads(raw) if raw else None,
+                    }
+                )
                 if server.delay:
                     time.sleep(server.delay)
                 status, body = server.routes.get((self.command, self.path), (404, {"error": "Not Found"}))
@@ -127,8 +132,11 @@ def test_server_ready(server, client, status, expected):
 
 
 def test_index_posts_and_returns_the_list(server, client):
-    entries = [{"name": "never"}, {"name": "m", "version": "1", "state": "READY"},
-               {"name": "m", "version": "2", "state": "UNAVAILABLE", "reason": "unloaded"}]
+    entries = [
+        {"name": "never"},
+        {"name": "m", "version": "1", "state": "READY"},
+        {"name": "m", "version": "2", "state": "UNAVAILABLE", "reason": "unloaded"},
+    ]
     server.routes[("POST", "/v2/repository/index")] = (200, entries)
     assert client.index() == entries
     assert client.index(ready=True) == entries
@@ -211,7 +219,9 @@ def test_load_failure_carries_tritons_reason(server, client):
 
 def test_load_in_none_or_poll_mode_is_recognised(server, client):
     server.routes[("POST", "/v2/repository/models/m/load")] = (
-        503, {"error": "explicit model load / unload is not allowed if polling is enabled"})
+        503,
+        {"error": "explicit model load / unload is not allowed if polling is enabled"},
+    )
     with pytest.raises(TritonError) as err:
         client.load("m")
     assert err.value.not_explicit_mode
@@ -221,19 +231,24 @@ def test_unload_body(server, client):
     server.routes[("POST", "/v2/repository/models/m/unload")] = (200, None)
     client.unload("m")
     client.unload("m", unload_dependents=True)
-    assert [r["body"] for r in server.requests] == [{"parameters": {"unload_dependents": False}},
-                                                    {"parameters": {"unload_dependents": True}}]
+    assert [r["body"] for r in server.requests] == [
+        {"parameters": {"unload_dependents": False}},
+        {"parameters": {"unload_dependents": True}},
+    ]
 
 
 # -- errors -----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("body, message", [
-    (b"", "500 Internal Server Error (empty body)"),
-    (b"<html>bad gateway</html>", "<html>bad gateway</html>"),
-    (b'{"error": "x"}', "x"),
-    (b'{"other": 1}', '{"other": 1}'),
-])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        (b"", "500 Internal Server Error (empty body)"),
+        (b"<html>bad gateway</html>", "<html>bad gateway</html>"),
+        (b'{"error": "x"}', "x"),
+        (b'{"other": 1}', '{"other": 1}'),
+    ],
+)
 def test_error_message_forms(server, client, body, message):
     server.routes[("GET", "/v2/models/m/config")] = (500, body)
     with pytest.raises(TritonError) as err:
@@ -317,16 +332,19 @@ def test_proxy_environment(server, monkeypatch):
     assert TritonClient(server.url(), timeout=2, use_proxy=False).live() is True
 
 
-@pytest.mark.parametrize("url, problem", [
-    ("http://127.0.0.1:8000", None),
-    ("https://triton.example.com/prefix", None),
-    ("127.0.0.1:8000", "must start with http:// or https://"),
-    ("ftp://host", "must start with http:// or https://"),
-    ("http://", "has no host name"),
-    ("http://host:port", "not a valid URL"),
-    ("http://host/?x=1", "must not have a query"),
-    ("", "non-empty string"),
-])
+@pytest.mark.parametrize(
+    "url, problem",
+    [
+        ("http://127.0.0.1:8000", None),
+        ("https://triton.example.com/prefix", None),
+        ("127.0.0.1:8000", "must start with http:// or https://"),
+        ("ftp://host", "must start with http:// or https://"),
+        ("http://", "has no host name"),
+        ("http://host:port", "not a valid URL"),
+        ("http://host/?x=1", "must not have a query"),
+        ("", "non-empty string"),
+    ],
+)
 def test_validate_url(url, problem):
     result = validate_url(url)
     if problem is None:
@@ -353,9 +371,28 @@ def test_argument_spec_is_a_fresh_copy():
 def tls_files(tmp_path_factory):
     directory = tmp_path_factory.mktemp("tls")
     cert, key = directory / "cert.pem", directory / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
-                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
     return cert, key
 
 

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2025, Oceanid fleet maintainers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -14,10 +13,9 @@ import json
 from unittest import mock
 
 import pytest
-from botocore.exceptions import ClientError
-
 from ansible.module_utils import _internal as module_utils_internal
 from ansible.module_utils.testing import patch_module_args
+from botocore.exceptions import ClientError
 
 from ansible_collections.oceanid.fleet.plugins.module_utils import _ec2_fleet
 from ansible_collections.oceanid.fleet.plugins.modules import ec2_gpu_launch
@@ -31,21 +29,25 @@ def error(code, message="message"):
 
 class FakeEC2:
     def __init__(self, outcomes=None, existing=(), image_root="/dev/sda1"):
-        self.outcomes = dict(outcomes or {})     # subnet -> list of exceptions to raise, in order, before success
+        self.outcomes = dict(outcomes or {})  # subnet -> list of exceptions to raise, in order, before success
         self.existing = list(existing)
         self.image_root = image_root
         self.requests = []
         self.meta = mock.Mock(region_name="us-east-1")
 
-    def describe_instances(self, Filters=None, InstanceIds=None):  # noqa: N803 pylint: disable=invalid-name
+    def describe_instances(self, Filters=None, InstanceIds=None):
         if InstanceIds:
             return {"Reservations": [{"Instances": [self._instance(InstanceIds[0], self.requests[-1])]}]}
         return {"Reservations": [{"Instances": self.existing}]} if self.existing else {"Reservations": []}
 
-    def describe_subnets(self, SubnetIds):  # noqa: N803 pylint: disable=invalid-name
-        return {"Subnets": [{"SubnetId": s, "AvailabilityZone": SUBNETS[s], "VpcId": "vpc-1"} for s in SubnetIds if s in SUBNETS]}
+    def describe_subnets(self, SubnetIds):
+        return {
+            "Subnets": [
+                {"SubnetId": s, "AvailabilityZone": SUBNETS[s], "VpcId": "vpc-1"} for s in SubnetIds if s in SUBNETS
+            ]
+        }
 
-    def describe_images(self, ImageIds):  # noqa: N803 pylint: disable=invalid-name
+    def describe_images(self, ImageIds):
         return {"Images": [{"ImageId": ImageIds[0], "RootDeviceName": self.image_root}]}
 
     def run_instances(self, **request):
@@ -66,27 +68,47 @@ class FakeEC2:
     def _instance(instance_id, request):
         subnet = request.get("SubnetId") or request["NetworkInterfaces"][0]["SubnetId"]
         tags = request["TagSpecifications"][0]["Tags"]
-        return {"InstanceId": instance_id, "InstanceType": request["InstanceType"], "Placement": {"AvailabilityZone": SUBNETS[subnet]},
-                "SubnetId": subnet, "State": {"Name": "running"}, "LaunchTime": datetime.datetime(2025, 1, 1, tzinfo=datetime.timezone.utc),
-                "PublicIpAddress": "54.0.0.1", "PrivateIpAddress": "10.0.0.1", "Tags": tags,
-                "InstanceLifecycle": "spot" if "InstanceMarketOptions" in request else None}
+        return {
+            "InstanceId": instance_id,
+            "InstanceType": request["InstanceType"],
+            "Placement": {"AvailabilityZone": SUBNETS[subnet]},
+            "SubnetId": subnet,
+            "State": {"Name": "running"},
+            "LaunchTime": datetime.datetime(2025, 1, 1, tzinfo=datetime.UTC),
+            "PublicIpAddress": "54.0.0.1",
+            "PrivateIpAddress": "10.0.0.1",
+            "Tags": tags,
+            "InstanceLifecycle": "spot" if "InstanceMarketOptions" in request else None,
+        }
 
 
-ARGS = {"region": "us-east-1", "name": "gpu-1", "instance_type": "g6.xlarge", "image_id": "ami-1",
-        "subnets": ["subnet-a", "subnet-b", "subnet-c"], "security_groups": ["sg-1"], "key_name": "ops",
-        "instance_profile": "fleet-gpu", "root_volume": {"size": 200}, "tags": {"fleet:role": "gpu_hosts"}}
+ARGS = {
+    "region": "us-east-1",
+    "name": "gpu-1",
+    "instance_type": "g6.xlarge",
+    "image_id": "ami-1",
+    "subnets": ["subnet-a", "subnet-b", "subnet-c"],
+    "security_groups": ["sg-1"],
+    "key_name": "ops",
+    "instance_profile": "fleet-gpu",
+    "root_volume": {"size": 200},
+    "tags": {"fleet:role": "gpu_hosts"},
+}
 
 
 def run(capsys, client, check_mode=False, **overrides):
     args = dict(ARGS, **overrides)
     args.update(_ansible_check_mode=check_mode, _ansible_diff=True)
     sleeps = []
-    with patch_module_args(args), mock.patch.object(module_utils_internal, "is_controller", False), \
-            mock.patch.object(_ec2_fleet, "make_session", return_value=mock.Mock()), \
-            mock.patch.object(_ec2_fleet, "make_client", return_value=client), \
-            mock.patch.object(ec2_gpu_launch.time, "sleep", side_effect=sleeps.append):
-        with pytest.raises(SystemExit):
-            ec2_gpu_launch.main()
+    with (
+        patch_module_args(args),
+        mock.patch.object(module_utils_internal, "is_controller", False),
+        mock.patch.object(_ec2_fleet, "make_session", return_value=mock.Mock()),
+        mock.patch.object(_ec2_fleet, "make_client", return_value=client),
+        mock.patch.object(ec2_gpu_launch.time, "sleep", side_effect=sleeps.append),
+        pytest.raises(SystemExit),
+    ):
+        ec2_gpu_launch.main()
     result = json.loads(capsys.readouterr().out)
     result["_sleeps"] = sleeps
     return result
@@ -97,36 +119,70 @@ def subnets_tried(client):
 
 
 def test_capacity_errors_move_on_to_the_next_subnet(capsys):
-    client = FakeEC2({"subnet-a": [error("InsufficientInstanceCapacity", "no g6.xlarge in us-east-1a")],
-                      "subnet-b": [error("Unsupported", "g6.xlarge is not supported in us-east-1b")]})
+    client = FakeEC2(
+        {
+            "subnet-a": [error("InsufficientInstanceCapacity", "no g6.xlarge in us-east-1a")],
+            "subnet-b": [error("Unsupported", "g6.xlarge is not supported in us-east-1b")],
+        }
+    )
     result = run(capsys, client, market="spot")
     assert not result.get("failed"), result
     assert result["changed"] is True
     assert [(a["subnet_id"], a["availability_zone"], a["result"]) for a in result["attempts"]] == [
-        ("subnet-a", "us-east-1a", "InsufficientInstanceCapacity"), ("subnet-b", "us-east-1b", "Unsupported"), ("subnet-c", "us-east-1c", "launched")]
+        ("subnet-a", "us-east-1a", "InsufficientInstanceCapacity"),
+        ("subnet-b", "us-east-1b", "Unsupported"),
+        ("subnet-c", "us-east-1c", "launched"),
+    ]
     assert result["attempts"][0]["message"] == "no g6.xlarge in us-east-1a"
     assert subnets_tried(client) == ["subnet-a", "subnet-b", "subnet-c"]
     assert result["instance"]["availability_zone"] == "us-east-1c" and result["instance"]["lifecycle"] == "spot"
     assert result["instance"]["gpu"]["model"] == "L4"
-    assert result["diff"] == {"before": {"name": "gpu-1", "state": "absent"},
-                              "after": {"name": "gpu-1", "state": "running", "instance_id": "i-new", "instance_type": "g6.xlarge",
-                                        "availability_zone": "us-east-1c", "lifecycle": "spot"}}
+    assert result["diff"] == {
+        "before": {"name": "gpu-1", "state": "absent"},
+        "after": {
+            "name": "gpu-1",
+            "state": "running",
+            "instance_id": "i-new",
+            "instance_type": "g6.xlarge",
+            "availability_zone": "us-east-1c",
+            "lifecycle": "spot",
+        },
+    }
     tokens = [r["ClientToken"] for r in client.requests]
     assert len(set(tokens)) == 3 and all(len(t) <= 64 for t in tokens)
 
 
 def test_the_request_carries_the_profile(capsys):
     client = FakeEC2(image_root="/dev/xvda")
-    run(capsys, client, market="spot", spot_max_price="0.50", instance_profile="arn:aws:iam::1:instance-profile/x", public_ip=True,
-        root_volume={"size": 300, "type": "gp3", "throughput": 250})
+    run(
+        capsys,
+        client,
+        market="spot",
+        spot_max_price="0.50",
+        instance_profile="arn:aws:iam::1:instance-profile/x",
+        public_ip=True,
+        root_volume={"size": 300, "type": "gp3", "throughput": 250},
+    )
     request = client.requests[0]
-    assert request["InstanceMarketOptions"] == {"MarketType": "spot", "SpotOptions": {
-        "SpotInstanceType": "one-time", "InstanceInterruptionBehavior": "terminate", "MaxPrice": "0.50"}}
+    assert request["InstanceMarketOptions"] == {
+        "MarketType": "spot",
+        "SpotOptions": {
+            "SpotInstanceType": "one-time",
+            "InstanceInterruptionBehavior": "terminate",
+            "MaxPrice": "0.50",
+        },
+    }
     assert request["IamInstanceProfile"] == {"Arn": "arn:aws:iam::1:instance-profile/x"}
-    assert request["NetworkInterfaces"] == [{"DeviceIndex": 0, "SubnetId": "subnet-a", "AssociatePublicIpAddress": True, "Groups": ["sg-1"]}]
+    assert request["NetworkInterfaces"] == [
+        {"DeviceIndex": 0, "SubnetId": "subnet-a", "AssociatePublicIpAddress": True, "Groups": ["sg-1"]}
+    ]
     assert "SubnetId" not in request and "SecurityGroupIds" not in request
     assert request["BlockDeviceMappings"] == [
-        {"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 300, "VolumeType": "gp3", "DeleteOnTermination": True, "Throughput": 250}}]
+        {
+            "DeviceName": "/dev/xvda",
+            "Ebs": {"VolumeSize": 300, "VolumeType": "gp3", "DeleteOnTermination": True, "Throughput": 250},
+        }
+    ]
     tags = {t["Key"]: t["Value"] for t in request["TagSpecifications"][0]["Tags"]}
     assert tags == {"Name": "gpu-1", "fleet:managed": "true", "fleet:role": "gpu_hosts"}
     assert request["TagSpecifications"][1]["ResourceType"] == "volume"
@@ -136,18 +192,24 @@ def test_no_capacity_anywhere_fails_with_every_attempt(capsys):
     client = FakeEC2({s: [error("InsufficientInstanceCapacity")] for s in SUBNETS})
     result = run(capsys, client)
     assert result["failed"] is True
-    assert result["msg"] == ("no capacity for g6.xlarge (on-demand) in any of the 3 subnets tried: subnet-a (us-east-1a): InsufficientInstanceCapacity; "
-                             "subnet-b (us-east-1b): InsufficientInstanceCapacity; subnet-c (us-east-1c): InsufficientInstanceCapacity. "
-                             "Try another profile, market or region, or later.")
+    assert result["msg"] == (
+        "no capacity for g6.xlarge (on-demand) in any of the 3 subnets tried: subnet-a (us-east-1a): InsufficientInstanceCapacity; "
+        "subnet-b (us-east-1b): InsufficientInstanceCapacity; subnet-c (us-east-1c): InsufficientInstanceCapacity. "
+        "Try another profile, market or region, or later."
+    )
     assert len(result["attempts"]) == 3
 
 
 def test_another_error_stops_at_once_and_says_why(capsys):
-    client = FakeEC2({"subnet-a": [error("InvalidGroup.NotFound", "The security group 'sg-1' does not exist in VPC 'vpc-1'")]})
+    client = FakeEC2(
+        {"subnet-a": [error("InvalidGroup.NotFound", "The security group 'sg-1' does not exist in VPC 'vpc-1'")]}
+    )
     result = run(capsys, client)
     assert result["failed"] is True
-    assert result["msg"] == ("launching gpu-1 (g6.xlarge, on-demand) in subnet subnet-a (us-east-1a) failed: InvalidGroup.NotFound: "
-                             "The security group 'sg-1' does not exist in VPC 'vpc-1' (a security group does not exist in this VPC)")
+    assert result["msg"] == (
+        "launching gpu-1 (g6.xlarge, on-demand) in subnet subnet-a (us-east-1a) failed: InvalidGroup.NotFound: "
+        "The security group 'sg-1' does not exist in VPC 'vpc-1' (a security group does not exist in this VPC)"
+    )
     assert subnets_tried(client) == ["subnet-a"]
 
 
@@ -159,8 +221,14 @@ def test_throttling_is_retried_with_a_backoff(capsys):
 
 
 def test_an_existing_instance_is_returned_unchanged(capsys):
-    existing = FakeEC2._instance("i-old", {"SubnetId": "subnet-b", "InstanceType": "g6.xlarge",
-                                           "TagSpecifications": [{"Tags": [{"Key": "Name", "Value": "gpu-1"}]}]})
+    existing = FakeEC2._instance(
+        "i-old",
+        {
+            "SubnetId": "subnet-b",
+            "InstanceType": "g6.xlarge",
+            "TagSpecifications": [{"Tags": [{"Key": "Name", "Value": "gpu-1"}]}],
+        },
+    )
     client = FakeEC2(existing=[existing])
     result = run(capsys, client)
     assert result["changed"] is False and result["instance"]["instance_id"] == "i-old" and result["attempts"] == []
@@ -177,7 +245,9 @@ def test_check_mode_sends_a_dry_run_only(capsys):
     client = FakeEC2()
     result = run(capsys, client, check_mode=True)
     assert result["changed"] is True and result["instance"] == {}
-    assert result["attempts"] == [{"subnet_id": "subnet-a", "availability_zone": "us-east-1a", "result": "dry-run-ok", "message": ""}]
+    assert result["attempts"] == [
+        {"subnet_id": "subnet-a", "availability_zone": "us-east-1a", "result": "dry-run-ok", "message": ""}
+    ]
     assert [r.get("DryRun") for r in client.requests] == [True]
 
 
@@ -188,11 +258,14 @@ def test_check_mode_reports_a_refused_dry_run(capsys):
     assert "check mode: RunInstances with DryRun in subnet subnet-a was refused: InvalidAMIID.NotFound" in result["msg"]
 
 
-@pytest.mark.parametrize("overrides,message", [
-    ({"subnets": ["subnet-a", "subnet-z"]}, "subnet(s) not found in us-east-1: subnet-z"),
-    ({"subnets": []}, "subnets must list at least one subnet"),
-    ({"spot_max_price": "1.0"}, "spot_max_price needs market=spot"),
-])
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        ({"subnets": ["subnet-a", "subnet-z"]}, "subnet(s) not found in us-east-1: subnet-z"),
+        ({"subnets": []}, "subnets must list at least one subnet"),
+        ({"spot_max_price": "1.0"}, "spot_max_price needs market=spot"),
+    ],
+)
 def test_input_errors(capsys, overrides, message):
     result = run(capsys, FakeEC2(), **overrides)
     assert result["failed"] is True and message in result["msg"]

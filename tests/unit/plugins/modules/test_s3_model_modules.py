@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2025, Oceanid fleet maintainers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -11,20 +10,21 @@ import json
 from unittest import mock
 
 import pytest
-
 from ansible.module_utils import _internal as module_utils_internal
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.oceanid.fleet.plugins.modules import s3_model_hydrate, s3_model_ingest
-
 from tests.support.s3_stub import StubS3, tree
 
 
 def run(module, capsys, check_mode=False, diff=False, **args):
     args.update(_ansible_check_mode=check_mode, _ansible_diff=diff)
-    with patch_module_args(args), mock.patch.object(module_utils_internal, "is_controller", False):
-        with pytest.raises(SystemExit):
-            module.main()
+    with (
+        patch_module_args(args),
+        mock.patch.object(module_utils_internal, "is_controller", False),
+        pytest.raises(SystemExit),
+    ):
+        module.main()
     result = json.loads(capsys.readouterr().out)
     return bool(result.get("failed")), result
 
@@ -40,14 +40,17 @@ def common(stub_server):
     return {"endpoint_url": stub_server.url, "bucket": "b", "access_key": "AK", "secret_key": "SK"}
 
 
-@pytest.mark.parametrize("args,message", [
-    ({"model_key": "m", "prefix": "p/"}, "mutually exclusive"),
-    ({}, "one of the following is required"),
-    ({"model_key": "m", "concurrency": 0}, "concurrency must be 1 or more"),
-    ({"model_key": "m", "part_size": 10}, "part_size must be at least 1024"),
-    ({"model_key": "m", "endpoint_url": "seaweed1:8333"}, "endpoint_url"),
-    ({"model_key": "m", "secret_key": None}, "both access_key and secret_key"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        ({"model_key": "m", "prefix": "p/"}, "mutually exclusive"),
+        ({}, "one of the following is required"),
+        ({"model_key": "m", "concurrency": 0}, "concurrency must be 1 or more"),
+        ({"model_key": "m", "part_size": 10}, "part_size must be at least 1024"),
+        ({"model_key": "m", "endpoint_url": "seaweed1:8333"}, "endpoint_url"),
+        ({"model_key": "m", "secret_key": None}, "both access_key and secret_key"),
+    ],
+)
 def test_hydrate_input_errors_are_named(stub, capsys, tmp_path, args, message):
     failed, result = run(s3_model_hydrate, capsys, **{**common(stub), "dest": str(tmp_path / "d"), **args})
     assert failed and message in result["msg"]

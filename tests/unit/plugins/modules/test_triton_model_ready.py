@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2025, Oceanid fleet maintainers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -19,7 +18,6 @@ import urllib.parse
 from unittest import mock
 
 import pytest
-
 from ansible.module_utils import _internal as module_utils_internal
 from ansible.module_utils.testing import patch_module_args
 
@@ -46,7 +44,7 @@ class FakeTriton:
         self.index_status: tuple[int, dict] | None = None
         self.live_answers: list[int] = []
         self.ready_status: dict[str, int] = {}
-        self.unload_polls = 0          # how many index polls a model stays UNLOADING after unload
+        self.unload_polls = 0  # how many index polls a model stays UNLOADING after unload
         self._unloading: dict[str, int] = {}
         self.requests: list[dict] = []
         self.lock = threading.Lock()
@@ -64,7 +62,7 @@ class FakeTriton:
             self._unloading[name] -= 1
             if self._unloading[name] < 0:
                 del self._unloading[name]
-                self.models[name] = {v: ("UNAVAILABLE", "unloaded") for v in self.models[name]}
+                self.models[name] = dict.fromkeys(self.models[name], ("UNAVAILABLE", "unloaded"))
         entries = []
         for name in sorted(self.models):
             if not self.models[name]:
@@ -91,7 +89,11 @@ class FakeTriton:
             if name in self.ready_status:
                 return self.ready_status[name], None
             states = self.models.get(name, {})
-            ok = states.get(version, ("", ""))[0] == "READY" if version else any(s == "READY" for s, _reason in states.values())
+            ok = (
+                states.get(version, ("", ""))[0] == "READY"
+                if version
+                else any(s == "READY" for s, _reason in states.values())
+            )
             return (200, None) if ok else (400, {"error": "Model version not ready"})
         match = re.fullmatch(r"/v2/repository/models/([^/]+)/(load|unload)", path)
         if match and method == "POST":
@@ -101,16 +103,16 @@ class FakeTriton:
             if action == "load":
                 if name not in self.models:
                     return 500, {"error": "failed to load '%s', failed to poll from model repository" % name}
-                self.models[name] = {v: ("READY", "") for v in self.on_disk.get(name, ["1"])}
+                self.models[name] = dict.fromkeys(self.on_disk.get(name, ["1"]), ("READY", ""))
             elif self.models.get(name):
-                self.models[name] = {v: ("UNLOADING", "") for v in self.models[name]}
+                self.models[name] = dict.fromkeys(self.models[name], ("UNLOADING", ""))
                 self._unloading[name] = self.unload_polls
             return 200, None
         return 404, {"error": "Not Found"}
 
     # -- server -------------------------------------------------------------------------------------
 
-    def start(self) -> "FakeTriton":
+    def start(self) -> FakeTriton:
         fake = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -121,8 +123,14 @@ class FakeTriton:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length)) if length else None
                 with fake.lock:
-                    fake.requests.append({"method": self.command, "path": self.path, "body": body,
-                                          "headers": {k.lower(): v for k, v in self.headers.items()}})
+                    fake.requests.append(
+                        {
+                            "method": self.command,
+                            "path": self.path,
+                            "body": body,
+                            "headers": {k.lower(): v for k, v in self.headers.items()},
+                        }
+                    )
                     status, payload = fake.answer(self.command, self.path, body)
                 data = b"" if payload is None else json.dumps(payload).encode()
                 self.send_response(status)
@@ -150,8 +158,11 @@ class FakeTriton:
 
     def sent(self, action: str) -> list[str]:
         """Model names of the load/unload requests received."""
-        return [urllib.parse.unquote(r["path"].split("/")[-2]) for r in self.requests
-                if r["method"] == "POST" and r["path"].endswith("/" + action)]
+        return [
+            urllib.parse.unquote(r["path"].split("/")[-2])
+            for r in self.requests
+            if r["method"] == "POST" and r["path"].endswith("/" + action)
+        ]
 
 
 @pytest.fixture
@@ -180,9 +191,12 @@ def run_module(capsys, check_mode=False, diff=False, **args):
     args["_ansible_diff"] = diff
     # In a controller process (pytest with ansible's collection loader) module warnings would go to the
     # display instead of into the result; run as on a target host.
-    with patch_module_args(args), mock.patch.object(module_utils_internal, "is_controller", False):
-        with pytest.raises(SystemExit) as exit_info:
-            triton_model_ready.main()
+    with (
+        patch_module_args(args),
+        mock.patch.object(module_utils_internal, "is_controller", False),
+        pytest.raises(SystemExit) as exit_info,
+    ):
+        triton_model_ready.main()
     result = json.loads(capsys.readouterr().out)
     assert bool(result.get("failed")) == (exit_info.value.code != 0)
     return bool(result.get("failed")), result
@@ -196,32 +210,43 @@ def warnings_of(result) -> str:
 # -- input --------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("args, message", [
-    ({"models": [3]}, "models[0]: expected a model name or a dictionary with 'name', got int 3"),
-    ({"models": [{"version": 1}]}, "models[0]: expected a non-empty string 'name'"),
-    ({"models": ["a", {"name": ""}]}, "models[1]: expected a non-empty string 'name'"),
-    ({"models": [{"name": "m", "versoin": 1}]}, "models[0]: unknown key(s) versoin"),
-    ({"models": [{"name": "m", "version": 0}]}, "version of model 'm' must be a positive integer, got 0"),
-    ({"models": [{"name": "m", "version": "-1"}]}, "must be a positive integer, got '-1'"),
-    ({"models": [{"name": "m", "version": "v2"}]}, "must be a positive integer, got 'v2'"),
-    ({"models": [{"name": "m", "version": True}]}, "must be a positive integer, got True"),
-    ({"models": [{"name": "m", "version": 1.5}]}, "must be a positive integer, got 1.5"),
-    ({"models": [{"name": "m", "version": "\u00b2"}]}, "must be a positive integer, got '\u00b2'"),
-    ({"state": "loaded", "models": [{"name": "m", "config": "{not json"}]}, "config of model 'm' is not valid JSON"),
-    ({"state": "loaded", "models": [{"name": "m", "config": "[1]"}]}, "must be a dictionary or a JSON object string"),
-    ({"models": [{"name": "m", "config": {"max_batch_size": 1}}]}, "only used with state=loaded"),
-    ({"state": "unloaded", "models": [{"name": "m", "version": 1}]}, "Triton unloads whole models"),
-    ({"state": "loaded", "models": [{"name": "m", "config": {"a": 1}}, {"name": "m", "config": {"a": 2}}]},
-     "listed more than once with different config"),
-    ({"all_models": True, "models": ["m"]}, "either models or all_models=true"),
-    ({"all_models": True, "state": "loaded"}, "all_models is only used with state=ready"),
-    ({}, "models is empty: list the models to wait for"),
-    ({"state": "unloaded"}, "models is empty: list the models to unload"),
-    ({"models": ["m"], "url": "127.0.0.1:8000"}, "must start with http:// or https://"),
-    ({"models": ["m"], "interval": 0}, "interval must be more than 0"),
-    ({"models": ["m"], "timeout": -1}, "timeout must be 0 or more"),
-    ({"models": ["m"], "headers": {"X-Key": "a\r\nb"}}, "line break"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ({"models": [3]}, "models[0]: expected a model name or a dictionary with 'name', got int 3"),
+        ({"models": [{"version": 1}]}, "models[0]: expected a non-empty string 'name'"),
+        ({"models": ["a", {"name": ""}]}, "models[1]: expected a non-empty string 'name'"),
+        ({"models": [{"name": "m", "versoin": 1}]}, "models[0]: unknown key(s) versoin"),
+        ({"models": [{"name": "m", "version": 0}]}, "version of model 'm' must be a positive integer, got 0"),
+        ({"models": [{"name": "m", "version": "-1"}]}, "must be a positive integer, got '-1'"),
+        ({"models": [{"name": "m", "version": "v2"}]}, "must be a positive integer, got 'v2'"),
+        ({"models": [{"name": "m", "version": True}]}, "must be a positive integer, got True"),
+        ({"models": [{"name": "m", "version": 1.5}]}, "must be a positive integer, got 1.5"),
+        ({"models": [{"name": "m", "version": "\u00b2"}]}, "must be a positive integer, got '\u00b2'"),
+        (
+            {"state": "loaded", "models": [{"name": "m", "config": "{not json"}]},
+            "config of model 'm' is not valid JSON",
+        ),
+        (
+            {"state": "loaded", "models": [{"name": "m", "config": "[1]"}]},
+            "must be a dictionary or a JSON object string",
+        ),
+        ({"models": [{"name": "m", "config": {"max_batch_size": 1}}]}, "only used with state=loaded"),
+        ({"state": "unloaded", "models": [{"name": "m", "version": 1}]}, "Triton unloads whole models"),
+        (
+            {"state": "loaded", "models": [{"name": "m", "config": {"a": 1}}, {"name": "m", "config": {"a": 2}}]},
+            "listed more than once with different config",
+        ),
+        ({"all_models": True, "models": ["m"]}, "either models or all_models=true"),
+        ({"all_models": True, "state": "loaded"}, "all_models is only used with state=ready"),
+        ({}, "models is empty: list the models to wait for"),
+        ({"state": "unloaded"}, "models is empty: list the models to unload"),
+        ({"models": ["m"], "url": "127.0.0.1:8000"}, "must start with http:// or https://"),
+        ({"models": ["m"], "interval": 0}, "interval must be more than 0"),
+        ({"models": ["m"], "timeout": -1}, "timeout must be 0 or more"),
+        ({"models": ["m"], "headers": {"X-Key": "a\r\nb"}}, "line break"),
+    ],
+)
 def test_bad_input_is_named(capsys, triton, args, message):
     args.setdefault("url", triton.url)
     failed, result = run_module(capsys, **args)
@@ -232,10 +257,13 @@ def test_bad_input_is_named(capsys, triton, args, message):
 
 def test_models_are_normalised():
     models = triton_model_ready.normalise_models(
-        ["a", {"name": "b", "version": 2}, {"name": "b", "version": "2"}, {"name": "c", "config": '{"x": 1}'}], "loaded")
-    assert models == [{"name": "a", "version": None, "config": None},
-                      {"name": "b", "version": "2", "config": None},
-                      {"name": "c", "version": None, "config": {"x": 1}}]
+        ["a", {"name": "b", "version": 2}, {"name": "b", "version": "2"}, {"name": "c", "config": '{"x": 1}'}], "loaded"
+    )
+    assert models == [
+        {"name": "a", "version": None, "config": None},
+        {"name": "b", "version": "2", "config": None},
+        {"name": "c", "version": None, "config": {"x": 1}},
+    ]
 
 
 # -- state=ready ----------------------------------------------------------------------------------------
@@ -265,8 +293,10 @@ def test_waits_through_loading(capsys, triton):
 
 def test_transient_failure_within_the_grace_is_not_fatal(capsys, triton):
     triton.models = {"a": {"1": ("READY", "")}}
-    triton.script = [[{"name": "a", "version": "1", "state": "UNAVAILABLE", "reason": "Internal: stale"}],
-                     [{"name": "a", "version": "1", "state": "LOADING"}]]
+    triton.script = [
+        [{"name": "a", "version": "1", "state": "UNAVAILABLE", "reason": "Internal: stale"}],
+        [{"name": "a", "version": "1", "state": "LOADING"}],
+    ]
     failed, result = run_module(capsys, url=triton.url, models=["a"])
     assert not failed, result
 
@@ -285,10 +315,15 @@ def test_load_failure_fails_fast_with_tritons_reason(capsys, triton):
 
 
 def test_timeout_lists_every_model_that_is_not_ready(capsys, triton):
-    triton.models = {"a": {"1": ("READY", ""), "2": ("READY", "")}, "b": {"1": ("LOADING", "")}, "c": {},
-                     "d": {"1": ("UNAVAILABLE", "unloaded")}}
-    failed, result = run_module(capsys, url=triton.url, timeout=0.3,
-                                models=[{"name": "a", "version": 3}, "b", "c", "d", "missing"])
+    triton.models = {
+        "a": {"1": ("READY", ""), "2": ("READY", "")},
+        "b": {"1": ("LOADING", "")},
+        "c": {},
+        "d": {"1": ("UNAVAILABLE", "unloaded")},
+    }
+    failed, result = run_module(
+        capsys, url=triton.url, timeout=0.3, models=[{"name": "a", "version": 3}, "b", "c", "d", "missing"]
+    )
     assert failed
     msg = result["msg"]
     assert msg.startswith("timed out after 0.3 s waiting for the models to be ready; not ready: ")
@@ -343,24 +378,32 @@ def test_unreachable_timeout_message(capsys):
     url = "http://127.0.0.1:%d" % free_port()
     failed, result = run_module(capsys, url=url, models=["a"], timeout=0.2)
     assert failed
-    assert result["msg"].startswith("timed out after 0.2 s waiting for the models to be ready: "
-                                    "server not reachable at %s: " % url)
+    assert result["msg"].startswith(
+        "timed out after 0.2 s waiting for the models to be ready: server not reachable at %s: " % url
+    )
     assert "refused" in result["msg"].lower()
-    assert result["models"] == [{"name": "a", "version": None, "state": None, "reason": "server not reachable",
-                                 "ready": False}]
+    assert result["models"] == [
+        {"name": "a", "version": None, "state": None, "reason": "server not reachable", "ready": False}
+    ]
 
 
 def test_headers_are_sent_and_not_logged(capsys, triton):
     triton.models = {"a": {"1": ("READY", "")}}
-    failed, result = run_module(capsys, url=triton.url, models=["a"], headers={"CF-Access-Client-Secret": "s3cr3t-v4lue"})
+    failed, result = run_module(
+        capsys, url=triton.url, models=["a"], headers={"CF-Access-Client-Secret": "s3cr3t-v4lue"}
+    )
     assert not failed
     assert all(r["headers"]["cf-access-client-secret"] == "s3cr3t-v4lue" for r in triton.requests)
     assert "s3cr3t-v4lue" not in json.dumps(result)
 
 
 def test_all_models(capsys, triton):
-    triton.models = {"a": {"1": ("READY", "")}, "never": {}, "gone": {"1": ("UNAVAILABLE", "unloaded")},
-                     "b": {"1": ("UNAVAILABLE", "unloaded"), "2": ("READY", "")}}
+    triton.models = {
+        "a": {"1": ("READY", "")},
+        "never": {},
+        "gone": {"1": ("UNAVAILABLE", "unloaded")},
+        "b": {"1": ("UNAVAILABLE", "unloaded"), "2": ("READY", "")},
+    }
     triton.script = [[{"name": "a", "version": "1", "state": "LOADING"}]]
     failed, result = run_module(capsys, url=triton.url, all_models=True)
     assert not failed
@@ -391,7 +434,11 @@ def test_load_then_nothing_to_do(capsys, triton):
     assert not failed and result["changed"] is True
     assert result["loaded"] == ["a", "c"]
     assert triton.sent("load") == ["a", "c"]
-    assert result["diff"]["before"] == {"a": "not loaded", "b": "version 1 READY", "c": "version 1 UNAVAILABLE: unloaded"}
+    assert result["diff"]["before"] == {
+        "a": "not loaded",
+        "b": "version 1 READY",
+        "c": "version 1 UNAVAILABLE: unloaded",
+    }
     assert result["diff"]["after"] == {"a": "version 1 READY", "b": "version 1 READY", "c": "version 1 READY"}
     assert all(row["ready"] for row in result["models"])
 
@@ -409,10 +456,14 @@ def test_load_sends_the_config_override_and_compares_it(capsys, triton):
     assert json.loads(load["body"]["parameters"]["config"]) == override
 
     # Served config (auto-completed, numbers as Triton writes them) matches: nothing sent.
-    triton.configs["a"] = {"name": "a", "max_batch_size": 8, "instance_group": [
-        {"name": "a_0", "kind": "KIND_CPU", "count": 2, "gpus": []}]}
-    failed, result = run_module(capsys, url=triton.url, state="loaded",
-                                models=[{"name": "a", "config": json.dumps(override)}])
+    triton.configs["a"] = {
+        "name": "a",
+        "max_batch_size": 8,
+        "instance_group": [{"name": "a_0", "kind": "KIND_CPU", "count": 2, "gpus": []}],
+    }
+    failed, result = run_module(
+        capsys, url=triton.url, state="loaded", models=[{"name": "a", "config": json.dumps(override)}]
+    )
     assert not failed and not result["changed"]
     assert triton.sent("load") == ["a"]
 
@@ -479,7 +530,9 @@ def test_load_of_a_directory_triton_cannot_read(capsys, triton):
 def test_loaded_version_that_does_not_appear_fails_without_waiting(capsys, triton):
     triton.models = {"a": {"1": ("READY", "")}}
     triton.on_disk = {"a": ["1"]}
-    failed, result = run_module(capsys, url=triton.url, state="loaded", models=[{"name": "a", "version": 2}], timeout=30)
+    failed, result = run_module(
+        capsys, url=triton.url, state="loaded", models=[{"name": "a", "version": 2}], timeout=30
+    )
     assert failed
     assert "a version 2: not in the repository index (versions listed: 1 READY)" in result["msg"]
     assert result["waited"] < 5
@@ -515,7 +568,9 @@ def test_unload_waits_for_unloading_then_nothing_to_do(capsys, triton):
     assert triton.sent("unload") == ["a"]
     assert result["diff"]["before"]["a"] == "version 1 READY"
     assert result["diff"]["after"]["a"] == "version 1 UNAVAILABLE: unloaded"
-    assert {"name": "a", "version": "1", "state": "UNAVAILABLE", "reason": "unloaded", "ready": False} in result["models"]
+    assert {"name": "a", "version": "1", "state": "UNAVAILABLE", "reason": "unloaded", "ready": False} in result[
+        "models"
+    ]
 
     failed, result = run_module(capsys, url=triton.url, state="unloaded", models=["a", "b", "c", "missing"])
     assert not failed and not result["changed"]
@@ -535,8 +590,9 @@ def test_unload_in_none_mode(capsys, triton):
     triton.load_errors = {"a": (503, POLLING)}
     failed, result = run_module(capsys, url=triton.url, state="unloaded", models=["a"])
     assert failed
-    assert result["msg"].startswith("cannot unload model 'a': the server at %s is not in explicit model-control mode"
-                                    % triton.url)
+    assert result["msg"].startswith(
+        "cannot unload model 'a': the server at %s is not in explicit model-control mode" % triton.url
+    )
 
 
 def test_unload_timeout_names_what_is_still_busy(capsys, triton):

@@ -1,4 +1,5 @@
 """A scenario model: OUTPUT0 = INPUT0 + 1 (the verify step changes and breaks its config)."""
+
 import numpy as np
 import triton_python_backend_utils as pb_utils  # pylint: disable=import-error
 
