@@ -88,13 +88,15 @@ def validate_url(url):
         return "url must be a non-empty string such as %s" % DEFAULT_URL
     try:
         parts = urlsplit(url)
-        _ = parts.port  # raises ValueError for a bad port
+        port = parts.port  # raises ValueError for a port out of range or not a number
     except ValueError as exc:
         return "url %r is not a valid URL: %s" % (url, exc)
     if parts.scheme not in ("http", "https"):
         return "url %r must start with http:// or https://, for example %s" % (url, DEFAULT_URL)
     if not parts.hostname:
         return "url %r has no host name" % url
+    if port == 0:
+        return "url %r has port 0" % url
     if parts.query or parts.fragment:
         return "url %r must not have a query or a fragment" % url
     return None

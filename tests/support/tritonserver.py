@@ -152,7 +152,7 @@ class TritonServer:
     def start(self, wait: bool = True, timeout: float = 60.0) -> TritonServer:
         install_site_hook()
         self.workdir.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "ab")  # noqa: SIM115  # pylint: disable=consider-using-with  (the server owns it)
+        log = open(self.log_path, "ab")  # noqa: SIM115  # pylint: disable=consider-using-with
         self.process = subprocess.Popen(
             self.command(),
             env=self.environment(),
