@@ -1,6 +1,6 @@
 # oceanid.fleet: the two commands a newcomer needs, and the steps they are made of.
 #   make site   the main job: bring up the lab fleet and converge playbooks/site.yml on it
-#   make test   every test: lint, sanity, unit, and every molecule scenario on lab hosts
+#   make test   every test: lint, sanity, unit, integration, and every molecule scenario on lab hosts
 # Both install what they need (apt packages as root, Python tools into .venv) and are safe to re-run.
 
 SHELL := /bin/bash
@@ -50,7 +50,7 @@ $(VENV)/.installed: requirements-dev.txt tools/venv-python
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
-lab-up: deps venv  ## Boot every host of $(INVENTORY) as a lab host (keeps running ones)
+lab-up: deps venv  ## Boot every host of INVENTORY (default inventories/lab) as a lab host (keeps running ones)
 	$(VENV)/bin/python -m lab up -i $(INVENTORY)
 
 lab-down:  ## Stop and remove every lab host and the lab's network
@@ -62,21 +62,22 @@ lab-status:  ## Show lab hosts and the egress packets dropped
 site: lab-up  ## The main job: lab up, then converge playbooks/site.yml on it
 	ansible-playbook -i $(INVENTORY) playbooks/site.yml
 
-lint: venv  ## ruff (Python lint and format check), then ansible-lint, production profile
+lint: venv  ## ruff (Python lint, format check), role contracts (defaults = specs = READMEs), ansible-lint
 	ruff check .
 	ruff format --check .
+	$(VENV)/bin/python tools/check-role-contracts
 	ansible-lint
 
 sanity: venv  ## ansible-test sanity on a copy of the collection, offline
 	tools/sanity
 
-unit: venv  ## pytest: unit tests of plugins and of the lab
+unit: venv  ## pytest tests/unit: plugins, roles (rendered units, manifests), triton-models, the lab, tools/
 	pytest tests/unit
 
-integration: deps venv  ## Integration tests on real lab hosts (the lab's own lifecycle)
+integration: deps venv  ## pytest tests/integration: lab lifecycle, S3 on SeaweedFS, a real Triton and its models, EC2 inventory (moto)
 	pytest tests/integration
 
-molecule: deps venv  ## Every molecule scenario on lab hosts (converge, idempotence, check, verify)
+molecule: deps venv  ## Every molecule scenario on lab hosts (prepare, converge, idempotence, check, verify)
 	@for s in $(SCENARIOS); do echo "== molecule test -s $$s"; molecule test -s "$$s"; done
 
 test: deps venv lint sanity unit integration molecule  ## Every test; what CI runs
