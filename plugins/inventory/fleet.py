@@ -19,9 +19,12 @@ description:
     groups from its role tag (O(ec2[].role_tag)), and C(fleet_gpu) with the GPU model, count and memory when its
     instance type is a known GPU type (families g4dn, g5, g6, g6e, gr6, p4d, p4de, p5, p5e, p5en, and
     O(gpu_types)); hosts with GPUs join O(gpu_group). Static hosts can declare their GPUs with O(static.gpu).
-  - A host that is both a static host and an EC2 instance (the instance's name per O(ec2[].hostnames) is the
-    static host's name) is one host with the groups of both; O(prefer) decides whose variables win.
-    Two EC2 instances never share a name; the later one falls back to its instance ID, with a warning.
+  - A host that is both a static host and an EC2 instance is one host with the groups of both; O(prefer) decides
+    whose variables win. The instance is the static host when its name per O(ec2[].hostnames) is the static host's
+    name, else when its instance ID or one of its addresses (public or private IP address or DNS name, IPv6
+    address) is the static host's name or its C(ansible_host); the host keeps the static host's name.
+  - Two EC2 instances never share a name; the later one falls back to its instance ID, with a warning. Two hosts
+    that would be reached at the same address (C(ansible_host), else the name) get a warning.
   - Every value that comes from AWS (tags, names, addresses) is marked unsafe, so a tag value that looks like a Jinja
     template (a lookup that runs a command, say) stays text and is never templated. The plugin's own C(fleet_sources)
     and C(fleet_gpu), made from this file and the GPU table, are trusted like the file's values.
@@ -189,17 +192,36 @@ options:
     type: int
     default: 8
   timeout:
-    description: Seconds to wait to connect to and for each answer of the EC2 API (retries apply on top).
+    description:
+      - Seconds to wait to connect to the EC2 API and for each of its answers, per attempt (see O(attempts)).
+      - With the defaults a region whose endpoint does not answer fails after about 30 s (3 attempts of 10 s, plus
+        the short back-off between them); the error says how many attempts were made and how long it waited.
     type: float
-    default: 30
+    default: 10
+  attempts:
+    description:
+      - "How many times each EC2 request is tried, the first time included (AWS's standard retry mode: throttling,
+        server errors, time-outs). V(1) never retries."
+    type: int
+    default: 3
+    version_added: 0.2.0
   region_errors:
     description:
-      - V(fail) stops with an error that names every failed source, region and credential, and why.
-      - V(warn) warns and goes on with the regions that answered; such a result is not cached.
+      - V(fail) stops with an error that names every failed source, region and credential, and why. The inventory
+        then has no host at all, static ones included; with C(unparsed_is_failed) set (see the notes) that fails
+        C(ansible-inventory) and C(ansible-playbook) loudly, which is the default because a partial fleet is easy to
+        miss.
+      - V(warn) keeps the static hosts and the regions that answered, and warns naming each skipped source and
+        region and the regions the inventory has; such a result is not cached.
     type: str
     choices: [fail, warn]
     default: fail
 notes:
+  - "Under ansible-core's defaults an inventory source that fails (a bad key, a failed region) is only a warning:
+    C(ansible-inventory) and C(ansible-playbook) go on with no host and exit 0. Set C(unparsed_is_failed = True)
+    (and, where every source must parse, C(any_unparsed_is_failed = True)) in the C([inventory]) section of
+    C(ansible.cfg), or C(ANSIBLE_INVENTORY_UNPARSED_FAILED=True) in the environment (an execution environment's
+    settings), to make it an error; this plugin's message is then the first thing printed."
   - A cache hit costs no API call and no template; what remains grows with the number of hosts and of variables per
     host (C(ansible-inventory --list) prints every one), hence the short default of O(ec2[].hostvars).
     ansible-core's C(inject_facts_as_vars = False) also spares it a per-host clean-up of facts.
@@ -264,339 +286,37 @@ compose:
 """
 
 import concurrent.futures
-import difflib
-import hashlib
-import json
-import os
 import re
 import threading
 import time
-from collections.abc import Mapping, MutableMapping
 
 from ansible.errors import AnsibleParserError
-from ansible.module_utils.common.text.converters import to_native
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
-from ansible.utils.unsafe_proxy import wrap_var
 
-try:
-    from ansible.template import trust_as_template as _trust
-except ImportError:  # ansible-core before 2.19 templates every plain str: trusted already
-
-    def _trust(value):
-        return value
-
-
-from ansible_collections.oceanid.fleet.plugins.module_utils._ec2_gpu import (
-    gpu_facts,
-    is_gpu_family,
-    validate_extra_types,
+from ansible_collections.oceanid.fleet.plugins.module_utils._ec2_gpu import gpu_facts, is_gpu_family
+from ansible_collections.oceanid.fleet.plugins.plugin_utils._fleet_cache import (
+    CACHE_FORMAT,
+    Recorder,
+    cache_key,
+    replay,
 )
-
-# Bump when the cached payload's shape or meaning changes: old entries then miss.
-CACHE_FORMAT = 3
-# Environment variables that select another account or endpoint, so they are part of the cache key.
-CACHE_KEY_ENVIRONMENT = (
-    "AWS_PROFILE",
-    "AWS_DEFAULT_PROFILE",
-    "AWS_ACCESS_KEY_ID",
-    "AWS_ENDPOINT_URL",
-    "AWS_ENDPOINT_URL_EC2",
+from ansible_collections.oceanid.fleet.plugins.plugin_utils._fleet_config import (
+    ADDRESS_FIELDS,
+    HOSTNAME_FIELDS,
+    Source,
+    validate,
 )
+from ansible_collections.oceanid.fleet.plugins.plugin_utils._fleet_values import unsafe
 
-STATES = ("pending", "running", "shutting-down", "terminated", "stopping", "stopped")
-ADDRESS_FIELDS = {
-    "public-ip-address": "public_ip_address",
-    "private-ip-address": "private_ip_address",
-    "public-dns-name": "public_dns_name",
-    "private-dns-name": "private_dns_name",
-    "ipv6-address": "ipv6_address",
-}
-HOSTNAME_FIELDS = {
-    "instance-id": "instance_id",
-    "public-ip-address": "public_ip_address",
-    "private-ip-address": "private_ip_address",
-    "public-dns-name": "public_dns_name",
-    "private-dns-name": "private_dns_name",
-}
-# The fields of an instance (module_utils/_ec2_fleet.instance_record) that can become ec2_<field> variables.
-INSTANCE_FIELDS = (
+# The instance fields a static host can be matched by (besides the instance's inventory name), in this order.
+MATCH_FIELDS = (
     "instance_id",
-    "instance_type",
-    "region",
-    "availability_zone",
-    "state",
-    "lifecycle",
-    "launch_time",
-    "private_ip_address",
     "public_ip_address",
-    "private_dns_name",
+    "private_ip_address",
     "public_dns_name",
+    "private_dns_name",
     "ipv6_address",
-    "subnet_id",
-    "vpc_id",
-    "image_id",
-    "key_name",
-    "architecture",
-    "security_group_ids",
-    "iam_instance_profile_arn",
-    "tags",
 )
-DEFAULT_HOSTVARS = [
-    "instance_id",
-    "instance_type",
-    "region",
-    "availability_zone",
-    "lifecycle",
-    "private_ip_address",
-    "public_ip_address",
-    "tags",
-]
-STATIC_KEYS = ("groups", "vars", "gpu")
-# ec2 source key -> (python type(s) accepted, description of the type for messages)
-SOURCE_KEYS = {
-    "name": ((str,), "a string"),
-    "regions": ((list,), "a list of region names"),
-    "tags": ((dict,), "a mapping of tag key to value(s)"),
-    "filters": ((dict,), "a mapping of filter name to value(s)"),
-    "states": ((list,), "a list of instance states"),
-    "hostnames": ((list, str), "a list"),
-    "ansible_host": ((list, str), "a list"),
-    "role_tag": ((str, type(None)), "a string"),
-    "groups": ((list,), "a list of group names"),
-    "region_groups": ((bool,), "true or false"),
-    "hostvars": ((list,), "a list of instance fields"),
-    "vars": ((dict,), "a mapping"),
-    "profile": ((str,), "a string"),
-    "access_key": ((str,), "a string"),
-    "secret_key": ((str,), "a string"),
-    "session_token": ((str,), "a string"),
-    "endpoint_url": ((str,), "a string"),
-}
-SOURCE_DEFAULTS = {
-    "tags": {},
-    "filters": {},
-    "states": ["running"],
-    "hostnames": ["tag:Name", "instance-id"],
-    "ansible_host": ["public-ip-address", "private-ip-address"],
-    "role_tag": "fleet:role",
-    "groups": [],
-    "region_groups": True,
-    "hostvars": DEFAULT_HOSTVARS,
-    "vars": {},
-}
-REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
-
-
-class _FleetConfigError(AnsibleParserError):
-    """A problem with the configuration file."""
-
-
-def _kind(value):
-    """A value's type in words, for messages (ansible-core may hand in tagged subclasses of str, list, dict)."""
-    for kind, words in (
-        (bool, "a boolean"),
-        (str, "a string"),
-        (Mapping, "a mapping"),
-        (list, "a list"),
-        (int, "a number"),
-        (float, "a number"),
-    ):
-        if isinstance(value, kind):
-            return words
-    return type(value).__name__
-
-
-def _suggest(key, allowed):
-    close = difflib.get_close_matches(key, list(allowed), n=1)
-    return " (did you mean '%s'?)" % close[0] if close else ""
-
-
-def _plain(value):
-    """A JSON-ready copy without ansible-core's data tags (origin, trust), for the cache."""
-    if isinstance(value, str):
-        return str(value)
-    if isinstance(value, bool) or value is None:
-        return value
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return float(value)
-    if isinstance(value, Mapping):
-        return {_plain(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [_plain(v) for v in value]
-    return value
-
-
-# ansible-core 2.19 and later template only values tagged as trusted, so an untagged str from AWS or from the cache is
-# already unsafe and wrap_var hands it back as is; before 2.19 wrap_var makes an AnsibleUnsafeText of it.
-_UNTAGGED_IS_UNSAFE = type(wrap_var("probe")) is str  # pylint: disable=unidiomatic-typecheck
-_SCALARS = (str, int, float, bool, type(None))
-
-
-def _unsafe(value):
-    """wrap_var, with a fast path for the plain JSON values of the cache and of boto3 where they are unsafe already.
-
-    A tagged value (a str subclass that may carry template trust) takes wrap_var's path, which strips the trust.
-    """
-    kind = type(value)
-    if _UNTAGGED_IS_UNSAFE:
-        if kind in _SCALARS:
-            return value
-        if kind is dict:
-            return {_unsafe(k): _unsafe(v) for k, v in value.items()}
-        if kind is list:
-            return [_unsafe(v) for v in value]
-    return wrap_var(value)
-
-
-def _set_host_variables(inventory, host, variables, mark):
-    """Set variables on the host itself, each value passed through ``mark`` (unsafe or trusted).
-
-    Not through the inventory's set_variable: on ansible-core 2.19 that walks every value to tag where it came
-    from, a third of a warm run for a large fleet. Nor through Host.set_variable where nothing is to be merged:
-    it checks the name (ours are fixed and valid) and strips trust from it, for each of tens of thousands of
-    values. A mapping that meets a mapping already set (a static host's variable) still merges as ansible does.
-    """
-    target = inventory.hosts[host]
-    for key, value in variables.items():
-        value = mark(value)
-        current = target.vars  # read each time: a merge replaces the host's dict
-        if key in current and isinstance(value, Mapping) and isinstance(current[key], MutableMapping):
-            target.set_variable(key, value)
-        else:
-            current[key] = value
-
-
-def _set_remote_variables(inventory, host, variables):
-    """Variables from AWS (or computed from AWS values), marked unsafe: a template in them is never rendered."""
-    _set_host_variables(inventory, host, variables, _unsafe)
-
-
-class _Trusted:
-    """Marks the plugin's own values (fleet_sources, fleet_gpu) as trusted, like the configuration's values.
-
-    They come from the configuration and the GPU table, not from AWS, so they need not be unsafe, and on 2.19
-    ``--list`` then prints them as plain strings, not as ``{"__ansible_unsafe": ...}``. The few distinct strings
-    (source names, GPU models) are tagged once each and shared: a str cannot change.
-    """
-
-    def __init__(self):
-        self._strings = {}
-
-    def __call__(self, value):
-        kind = type(value)
-        if kind is dict:
-            return {key: self(item) for key, item in value.items()}
-        if kind is list:
-            return [self(item) for item in value]
-        if isinstance(value, str):
-            trusted = self._strings.get(value)
-            if trusted is None:
-                trusted = self._strings[value] = _trust(str(value))
-            return trusted
-        return value
-
-
-def _as_list(value):
-    if value is None:
-        return []
-    return [value] if isinstance(value, str) else list(value)
-
-
-class _Source:
-    """One validated ``ec2:`` entry."""
-
-    def __init__(self, index, raw):
-        self.index = index
-        settings = dict(SOURCE_DEFAULTS)
-        settings.update({k: v for k, v in raw.items() if v is not None or k == "role_tag"})
-        self.name = str(settings.get("name") or ("ec2" if index == 0 else "ec2_%d" % (index + 1)))
-        self.regions = [str(r) for r in settings["regions"]]
-        self.tags = settings["tags"]
-        self.filters = settings["filters"]
-        self.states = [str(s) for s in settings["states"]]
-        self.hostnames = [str(h) for h in _as_list(settings["hostnames"])]
-        self.ansible_host = [str(a) for a in _as_list(settings["ansible_host"])]
-        self.role_tag = settings["role_tag"] or ""
-        self.groups = [str(g) for g in settings["groups"]]
-        self.region_groups = settings["region_groups"]
-        fields = [str(f) for f in settings["hostvars"]]
-        self.hostvars = INSTANCE_FIELDS if "all" in fields else tuple(f for f in INSTANCE_FIELDS if f in fields)
-        self.vars = settings["vars"]
-        self.profile = settings.get("profile")
-        self.access_key = settings.get("access_key")
-        self.secret_key = settings.get("secret_key")
-        self.session_token = settings.get("session_token")
-        self.endpoint_url = settings.get("endpoint_url")
-
-    def api_filters(self):
-        """DescribeInstances filters: tags, then the raw filters, then the states."""
-        filters = []
-        for key, value in self.tags.items():
-            if value is None:
-                filters.append({"Name": "tag-key", "Values": [str(key)]})
-            else:
-                filters.append({"Name": "tag:%s" % key, "Values": [str(v) for v in _as_list(value)]})
-        for name, value in self.filters.items():
-            filters.append({"Name": str(name), "Values": [str(v) for v in _as_list(value)]})
-        filters.append({"Name": "instance-state-name", "Values": list(self.states)})
-        return filters
-
-
-class _Recorder:
-    """Stands in for the inventory while the plugin populates it: forwards each call and records it.
-
-    The recorded operations are what the cache keeps; replaying them rebuilds the same hosts, variables
-    and groups (including what compose/groups/keyed_groups made) without a template or an API call.
-    Variables written in the configuration are not recorded, only a reference to them (``cfg``): on a
-    replay they come from the configuration just read, so they keep their trust and need no copy in the cache.
-    """
-
-    def __init__(self, inventory):
-        self._inventory = inventory
-        self.ops = []
-        self._groups = set()
-
-    def __getattr__(self, name):
-        return getattr(self._inventory, name)
-
-    def add_group(self, group):
-        name = self._inventory.add_group(group)
-        if name not in self._groups:
-            self._groups.add(name)
-            self.ops.append(("g", name))
-        return name
-
-    def add_host(self, host, group=None, port=None):
-        name = self._inventory.add_host(host, group=group, port=port)
-        self.ops.append(("h", name, group, port))
-        return name
-
-    def add_child(self, group, child):
-        added = self._inventory.add_child(group, child)
-        self.ops.append(("c", group, child))
-        return added
-
-    def set_variable(self, entity, varname, value):
-        """What compose sets: derived from remote data, so unsafe too (and again on every replay)."""
-        self._inventory.set_variable(entity, varname, _unsafe(value))
-        self.ops.append(("v", entity, varname, value))
-
-    def set_remote_variables(self, host, variables):
-        """Variables from AWS (or derived from it): marked unsafe here and again on every replay."""
-        _set_remote_variables(self._inventory, host, variables)
-        self.ops.append(("V", host, variables))
-
-    def set_plugin_variables(self, host, variables, trusted):
-        """The plugin's own variables (fleet_sources, fleet_gpu): trusted here and again on every replay."""
-        _set_host_variables(self._inventory, host, variables, trusted)
-        self.ops.append(("P", host, variables))
-
-    def set_config_variables(self, host, layer, variables):
-        for key, value in variables.items():
-            self._inventory.set_variable(host, key, value)
-        self.ops.append(("cfg", host, layer))
 
 
 class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
@@ -619,128 +339,19 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         return super().verify_file(path) and path.endswith(("fleet.yml", "fleet.yaml"))
 
     # --- configuration ---------------------------------------------------------------------------
-    def _validate(self, config, path):
-        """Check every key and the shape of every value; raise naming the first problems found."""
-        problems = []
-        allowed = set(self._options) | {"plugin"}
-        for key in config:
-            if key not in allowed:
-                problems.append("unknown option '%s'%s" % (key, _suggest(key, allowed)))
-
-        static = config.get("static") or {}
-        if not isinstance(static, Mapping):
-            problems.append("static must be a mapping of host name to {groups, vars, gpu}")
-            static = {}
-        for host, entry in static.items():
-            where = "static.%s" % host
-            if entry is None:
-                continue
-            if not isinstance(entry, Mapping):
-                problems.append("%s must be a mapping with groups, vars or gpu, got %s" % (where, _kind(entry)))
-                continue
-            for key in entry:
-                if key not in STATIC_KEYS:
-                    problems.append("%s: unknown key '%s'%s" % (where, key, _suggest(key, STATIC_KEYS)))
-            if not isinstance(entry.get("groups") or [], list):
-                problems.append("%s.groups must be a list of group names" % where)
-            if not isinstance(entry.get("vars") or {}, Mapping):
-                problems.append("%s.vars must be a mapping" % where)
-            if entry.get("gpu") is not None:
-                problems.extend(
-                    p.replace("gpu_types.", where + ".", 1) for p in validate_extra_types({"gpu": entry["gpu"]})
-                )
-
-        sources = config.get("ec2") or []
-        if not isinstance(sources, list):
-            problems.append("ec2 must be a list of sources")
-            sources = []
-        names = {}
-        for index, raw in enumerate(sources):
-            where = "ec2[%d]" % index
-            if not isinstance(raw, Mapping):
-                problems.append("%s must be a mapping, got %s" % (where, _kind(raw)))
-                continue
-            if raw.get("name"):
-                where += " (%s)" % raw["name"]
-            for key, value in raw.items():
-                if key not in SOURCE_KEYS:
-                    problems.append("%s: unknown key '%s'%s" % (where, key, _suggest(key, SOURCE_KEYS)))
-                    continue
-                types, words = SOURCE_KEYS[key]
-                if value is not None and not isinstance(value, types):
-                    problems.append("%s.%s must be %s, got %s" % (where, key, words, _kind(value)))
-            regions = raw.get("regions")
-            if not regions:
-                problems.append("%s.regions is required: list the regions to query (there is no 'all regions')" % where)
-            elif isinstance(regions, list):
-                for region in regions:
-                    if not isinstance(region, str) or not REGION_RE.match(region):
-                        problems.append("%s.regions: '%s' is not a region name (like us-east-1)" % (where, region))
-                if len(set(map(str, regions))) != len(regions):
-                    problems.append("%s.regions lists a region twice" % where)
-            for state in _as_list(raw.get("states")) if isinstance(raw.get("states"), list) else []:
-                if state not in STATES:
-                    problems.append("%s.states: unknown state '%s'; one of %s" % (where, state, ", ".join(STATES)))
-            for hostname in _as_list(raw.get("hostnames")) if isinstance(raw.get("hostnames"), (list, str)) else []:
-                if (
-                    not (str(hostname).startswith("tag:") and len(str(hostname)) > 4)
-                    and hostname not in HOSTNAME_FIELDS
-                ):
-                    problems.append(
-                        "%s.hostnames: unknown '%s'; use tag:<key> or one of %s"
-                        % (where, hostname, ", ".join(HOSTNAME_FIELDS))
-                    )
-            for address in (
-                _as_list(raw.get("ansible_host")) if isinstance(raw.get("ansible_host"), (list, str)) else []
-            ):
-                if address not in ADDRESS_FIELDS:
-                    problems.append(
-                        "%s.ansible_host: unknown '%s'%s; one of %s"
-                        % (where, address, _suggest(str(address), ADDRESS_FIELDS), ", ".join(ADDRESS_FIELDS))
-                    )
-            for field in raw.get("hostvars") or [] if isinstance(raw.get("hostvars"), list) else []:
-                if field != "all" and field not in INSTANCE_FIELDS:
-                    problems.append(
-                        "%s.hostvars: unknown field '%s'%s; one of all, %s"
-                        % (where, field, _suggest(str(field), INSTANCE_FIELDS), ", ".join(INSTANCE_FIELDS))
-                    )
-            for name in (raw.get("filters") or {}) if isinstance(raw.get("filters"), Mapping) else {}:
-                if name == "instance-state-name":
-                    problems.append("%s.filters: use states instead of the instance-state-name filter" % where)
-            if bool(raw.get("access_key")) != bool(raw.get("secret_key")):
-                problems.append("%s: access_key and secret_key go together" % where)
-            name = raw.get("name") or ("ec2" if index == 0 else "ec2_%d" % (index + 1))
-            if name in names:
-                problems.append("%s: the name '%s' is already used by ec2[%d]" % (where, name, names[name]))
-            names[name] = index
-
-        gpu_types = config.get("gpu_types") or {}
-        if gpu_types:
-            problems.extend(validate_extra_types(gpu_types))
-        if problems:
-            raise _FleetConfigError("%s: invalid configuration:\n  - %s" % (path, "\n  - ".join(problems)))
-
     def _load(self, path):
         config = self._read_config_data(path)
-        self._validate(config, path)
+        validate(config, self._options, path)
         self._config = config
         self._path = path
         self._static = {str(k): (v or {}) for k, v in (self.get_option("static") or {}).items()}
-        self._sources = [_Source(i, raw) for i, raw in enumerate(self.get_option("ec2") or [])]
+        self._sources = [Source(i, raw) for i, raw in enumerate(self.get_option("ec2") or [])]
         self._gpu_types = self.get_option("gpu_types") or {}
 
     def get_cache_key(self, path):
         """Covers the file's path and content, the AWS account/endpoint environment and, when used, extra vars."""
-        material = {
-            "format": CACHE_FORMAT,
-            "path": os.path.abspath(path),
-            "config": self._config,
-            "environment": {name: os.environ.get(name) for name in CACHE_KEY_ENVIRONMENT},
-        }
-        if self.get_option("use_extra_vars"):
-            material["extra_vars"] = self._vars
-        digest = hashlib.sha256(json.dumps(material, sort_keys=True, default=repr).encode("utf-8")).hexdigest()
-        return "%s_%s" % (self.NAME.replace(".", "_"), digest[:40])
+        extra_vars = self._vars if self.get_option("use_extra_vars") else None
+        return cache_key(self.NAME, path, self._config, extra_vars)
 
     # --- parse -------------------------------------------------------------------------------------
     def parse(self, inventory, loader, path, cache=True):
@@ -748,14 +359,14 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         self._load(path)
 
         use_cache = bool(self.get_option("cache"))
-        cache_key = self.get_cache_key(path) if use_cache else None
+        key = self.get_cache_key(path) if use_cache else None
         if use_cache and cache:
             try:
-                payload = self._cache[cache_key]
+                payload = self._cache[key]
             except KeyError:
                 payload = None
-            if isinstance(payload, Mapping) and payload.get("format") == CACHE_FORMAT:
-                self._replay(payload["ops"])
+            if isinstance(payload, dict) and payload.get("format") == CACHE_FORMAT:
+                replay(self.inventory, payload["ops"], self._config_layer, path)
                 self.display.vvv(
                     "oceanid.fleet.fleet: %s from the cache (%d hosts), no AWS call" % (path, payload.get("hosts", 0))
                 )
@@ -763,36 +374,50 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
 
         started = time.monotonic()
         instances, complete = self._query_all()
-        recorder = _Recorder(self.inventory)
+        recorder = Recorder(self.inventory)
         self._populate(recorder, instances)
         self.display.vvv(
             "oceanid.fleet.fleet: %s from %d DescribeInstances pages in %d region queries, %.2f s"
             % (path, self.api_calls, sum(len(s.regions) for s in self._sources), time.monotonic() - started)
         )
         if use_cache and complete:
-            self._cache[cache_key] = {
-                "format": CACHE_FORMAT,
-                "hosts": len({op[1] for op in recorder.ops if op[0] == "h"}),
-                "ops": _plain(recorder.ops),
-            }
+            self._cache[key] = recorder.payload()
 
     # --- EC2 ---------------------------------------------------------------------------------------
     def _count_call(self):
         with self._api_lock:
             self.api_calls += 1
 
-    def _query_region(self, source, region, client):
-        """All matching instances of one region, normalized (runs in a worker thread)."""
+    def _query_region(self, source, region, client, attempts):
+        """All matching instances of one region, normalized (runs in a worker thread).
+
+        ``attempts`` is a one-item list that counts the HTTP requests of the page being read (botocore's retries
+        included), for the error message.
+        """
         records = []
         paginator = client.get_paginator("describe_instances")
         pages = paginator.paginate(Filters=source.api_filters(), PaginationConfig={"PageSize": 1000})
         for page in pages:
+            attempts[0] = 0
             self._count_call()
             for reservation in page.get("Reservations", []):
                 for instance in reservation.get("Instances", []):
                     records.append(self._ec2.instance_record(instance, region))
         records.sort(key=lambda r: r["instance_id"] or "")
         return records
+
+    @staticmethod
+    def _count_attempts(client):
+        """A counter of the client's HTTP requests (each retry is one), where the client has botocore's events."""
+        attempts = [0]
+        events = getattr(getattr(client, "meta", None), "events", None)
+        if events is not None:
+
+            def _sent(**_kwargs):
+                attempts[0] += 1
+
+            events.register("before-send.ec2.DescribeInstances", _sent)
+        return attempts
 
     def _query_all(self):
         """Query every source and region concurrently; returns ({(source index, region): records}, complete)."""
@@ -808,7 +433,9 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 "%s: the ec2 sources need the boto3 Python library on the controller (%s)"
                 % (self._path, _ec2_fleet.BOTO3_IMPORT_ERROR.strip().splitlines()[-1])
             )
-        failures = []
+        timeout = float(self.get_option("timeout"))
+        max_attempts = max(1, int(self.get_option("attempts")))
+        failures = []  # (source, region or None for all of its regions, session, exception, attempt figures)
         tasks = []
         sessions = {}
         # boto3 sessions and client creation are not thread-safe: clients are made here, used in threads.
@@ -818,51 +445,74 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                     source.profile, source.access_key, source.secret_key, source.session_token
                 )
             except Exception as exc:  # pylint: disable=broad-except
-                failures.append((source, "all regions", None, exc))
+                failures.append((source, None, None, exc, None))
                 continue
             sessions[source.index] = session
             for region in source.regions:
                 try:
                     client = _ec2_fleet.make_client(
-                        session, "ec2", region, source.endpoint_url, timeout=self.get_option("timeout")
+                        session, "ec2", region, source.endpoint_url, timeout=timeout, max_attempts=max_attempts
                     )
                 except Exception as exc:  # pylint: disable=broad-except
-                    failures.append((source, region, session, exc))
+                    failures.append((source, region, session, exc, None))
                     continue
-                tasks.append((source, region, client))
+                tasks.append((source, region, client, self._count_attempts(client)))
 
         results = {}
         workers = max(1, min(int(self.get_option("concurrency") or 1), len(tasks) or 1))
         with concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fleet-ec2") as pool:
+            started = time.monotonic()
             futures = {
-                pool.submit(self._query_region, source, region, client): (source, region)
-                for source, region, client in tasks
+                pool.submit(self._query_region, source, region, client, attempts): (source, region, attempts)
+                for source, region, client, attempts in tasks
             }
             for future in concurrent.futures.as_completed(futures):
-                source, region = futures[future]
+                source, region, attempts = futures[future]
                 try:
                     results[(source.index, region)] = future.result()
                 except Exception as exc:  # pylint: disable=broad-except
-                    failures.append((source, region, sessions.get(source.index), exc))
+                    waited = (attempts[0], time.monotonic() - started)
+                    failures.append((source, region, sessions.get(source.index), exc, waited))
 
         if failures:
-            lines = []
-            for source, region, session, exc in sorted(failures, key=lambda f: (f[0].index, f[1])):
-                credential = (
-                    _ec2_fleet.describe_credentials(session, source.profile)
-                    if session is not None
-                    else ("profile '%s'" % source.profile if source.profile else "the default credential chain")
-                )
-                endpoint = " via %s" % source.endpoint_url if source.endpoint_url else ""
-                lines.append(
-                    "ec2 source '%s', region %s%s, credentials: %s: %s"
-                    % (source.name, region, endpoint, credential, _ec2_fleet.error_reason(exc))
-                )
-            if self.get_option("region_errors") == "fail":
-                raise AnsibleParserError("%s: EC2 query failed:\n  - %s" % (self._path, "\n  - ".join(lines)))
-            for line in lines:
-                self.display.warning("%s: skipped (region_errors=warn): %s" % (self._path, line))
+            self._report_failures(failures, results, _ec2_fleet, timeout)
         return results, not failures
+
+    def _report_failures(self, failures, results, ec2, timeout):
+        """Fail naming every failed source, region, credential and reason, or (region_errors=warn) warn."""
+        lines = []
+        for source, region, session, exc, waited in sorted(failures, key=lambda f: (f[0].index, f[1] or "")):
+            credential = (
+                ec2.describe_credentials(session, source.profile)
+                if session is not None
+                else ("profile '%s'" % source.profile if source.profile else "the default credential chain")
+            )
+            where = "region %s" % region if region else "all its regions (%s)" % ", ".join(source.regions)
+            endpoint = " via %s" % source.endpoint_url if source.endpoint_url else ""
+            reason = ec2.error_reason(exc)
+            if waited and waited[0] and ec2.error_code(exc) is None:  # no answer from AWS: say how long we tried
+                reason += " (%d attempt%s of up to %g s each, %.1f s in all; see the timeout and attempts options)" % (
+                    waited[0],
+                    "" if waited[0] == 1 else "s",
+                    timeout,
+                    waited[1],
+                )
+            lines.append(
+                "ec2 source '%s', %s%s, credentials: %s: %s" % (source.name, where, endpoint, credential, reason)
+            )
+        if self.get_option("region_errors") == "fail":
+            raise AnsibleParserError("%s: EC2 query failed:\n  - %s" % (self._path, "\n  - ".join(lines)))
+        for line in lines:
+            self.display.warning("%s: skipped (region_errors=warn): %s" % (self._path, line))
+        healthy = [
+            "'%s' %s" % (source.name, ", ".join(r for r in source.regions if (source.index, r) in results))
+            for source in self._sources
+            if any((source.index, r) in results for r in source.regions)
+        ]
+        self.display.warning(
+            "%s: region_errors=warn: the inventory has the static hosts (%d) and the regions that answered: %s"
+            % (self._path, len(self._static), "; ".join(healthy) or "none")
+        )
 
     # --- population --------------------------------------------------------------------------------
     def _ec2_name(self, source, record, taken):
@@ -892,6 +542,48 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             "ec2 source '%s', region %s: instance %s would be named '%s' like instance %s; it is '%s' instead"
             % (source.name, record["region"], record["instance_id"], skipped[0], skipped[1], value)
         )
+
+    def _static_index(self):
+        """Instance ID or address -> static host, from each static host's name and its ``ansible_host``."""
+        index = {}
+        for name, entry in self._static.items():
+            index.setdefault(name, name)
+            address = (entry.get("vars") or {}).get("ansible_host")
+            if isinstance(address, str) and address and "{" not in address:
+                index.setdefault(str(address), name)
+        return index
+
+    def _static_match(self, source, record, name, hosts, static_index):
+        """The static host this instance is, or None: by its inventory name first, then by its instance ID or an
+        address equal to a static host's name or ``ansible_host``. A static host that is another instance
+        already is not taken again: the two hosts then share an address, with a warning."""
+        if name in self._static and hosts[name]["ec2"] is None:
+            return name
+        for field in MATCH_FIELDS:
+            value = record.get(field)
+            static = static_index.get(value) if value else None
+            if static is None:
+                continue
+            if hosts[static]["ec2"] is None:
+                self.display.vvv(
+                    "oceanid.fleet.fleet: instance %s is static host '%s' (its %s is %s)"
+                    % (record["instance_id"], static, field, value)
+                )
+                return static
+            self.display.warning(
+                "ec2 source '%s', region %s: instance %s (%s %s) and static host '%s', which is instance %s already, "
+                "share an address; they stay two hosts"
+                % (
+                    source.name,
+                    record["region"],
+                    record["instance_id"],
+                    field,
+                    value,
+                    static,
+                    hosts[static]["ec2"][1]["instance_id"],
+                )
+            )
+        return None
 
     def _gpu_facts_for_type(self, source, record):
         facts = gpu_facts(record["instance_type"], self._gpu_types)
@@ -925,11 +617,11 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         value = record["tags"].get(source.role_tag) or ""
         return [part for part in re.split(r"[,\s]+", value) if part]
 
-    def _populate(self, recorder, instances):
-        """Merge static hosts and instances by name, then add them with their groups and variables."""
-        hosts = {}  # name -> {"static": entry or None, "ec2": (source, record) or None}
-        for name, entry in self._static.items():
-            hosts[name] = {"static": entry, "ec2": None}
+    def _merge(self, instances):
+        """Static hosts and instances by inventory name: {name: {"static": entry or None, "ec2": (source, record)
+        or None}}."""
+        hosts = {name: {"static": entry, "ec2": None} for name, entry in self._static.items()}
+        static_index = self._static_index()
         taken = {}  # name -> instance id, for EC2 instances only
         seen = set()
         for source in self._sources:
@@ -939,9 +631,27 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                         continue  # an earlier source already lists it
                     seen.add(record["instance_id"])
                     name = self._ec2_name(source, record, taken)
+                    name = self._static_match(source, record, name, hosts, static_index) or name
                     taken[name] = record["instance_id"]
                     hosts.setdefault(name, {"static": None, "ec2": None})["ec2"] = (source, record)
+        return hosts
 
+    def _warn_shared_addresses(self, addresses):
+        """Two hosts that ansible would reach at the same address are most likely one machine written twice."""
+        by_address = {}
+        for name, address in addresses.items():
+            by_address.setdefault(str(address), []).append(name)
+        for address, names in by_address.items():
+            if len(names) > 1:
+                self.display.warning(
+                    "%s: hosts %s have the same address %s (ansible_host); if they are one machine, name the "
+                    "static host like the instance (or give it the instance's ID or address) to make them one host"
+                    % (self._path, ", ".join("'%s'" % n for n in names), address)
+                )
+
+    def _populate(self, recorder, instances):
+        """Merge static hosts and instances, then add them with their groups and variables."""
+        hosts = self._merge(instances)
         strict = self.get_option("strict")
         compose = self.get_option("compose")
         conditional_groups = self.get_option("groups")
@@ -949,8 +659,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         gpu_group = self.get_option("gpu_group")
         prefer = self.get_option("prefer")
         sanitize = self._sanitize_group_name
+        addresses = {}
 
-        trusted = _Trusted()
         self.inventory = recorder
         try:
             for name, origin in hosts.items():
@@ -963,8 +673,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                     entry = origin["static"]
                     sources.append("static")
                     group_names.extend(str(g) for g in entry.get("groups") or [])
-                    static_vars = dict(entry.get("vars") or {})
-                    static_layer = ("static", static_vars)
+                    static_layer = ("static", dict(entry.get("vars") or {}))
                     if entry.get("gpu"):
                         gpu = gpu_facts("static", {"static": entry["gpu"]})
                         gpu.pop("instance_type")
@@ -1003,12 +712,15 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                         recorder.set_remote_variables(name, remote)
                         # unsafe in the templates too: before ansible-core 2.19 a plain str variable that looks
                         # like a template is templated when a compose/groups/keyed_groups expression reads it
-                        merged.update(_unsafe(context))
+                        merged.update(unsafe(context))
                 derived = {"fleet_sources": sources}
                 if gpu is not None:
                     derived["fleet_gpu"] = gpu
-                recorder.set_plugin_variables(name, derived, trusted)
+                recorder.set_plugin_variables(name, derived)
                 merged.update(derived)
+                address = merged.get("ansible_host") or name
+                if isinstance(address, str) and "{" not in address:
+                    addresses[name] = address
 
                 if compose or conditional_groups or keyed_groups:
                     self._set_composite_vars(compose, merged, name, strict=strict)
@@ -1017,41 +729,12 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                     )
                     self._add_host_to_keyed_groups(keyed_groups, merged, name, strict=strict, fetch_hostvars=False)
         finally:
-            self.inventory = recorder._inventory  # pylint: disable=protected-access
+            self.inventory = recorder.inventory
+        self._warn_shared_addresses(addresses)
 
     def _config_layer(self, layer):
+        """The configuration's variables that a recorded ``cfg`` operation names."""
         kind, key = layer
         if kind == "static":
             return dict(self._static.get(key, {}).get("vars") or {})
         return self._sources[key].vars
-
-    def _replay(self, ops):
-        """Rebuild the populated result from the cache: remote values marked unsafe, the plugin's own trusted,
-        config values from the file."""
-        inventory = self.inventory
-        trusted = _Trusted()
-        add_group = inventory.add_group
-        add_host = inventory.add_host
-        add_child = inventory.add_child
-        set_variable = inventory.set_variable
-        for op in ops:
-            kind = op[0]
-            if kind == "V":
-                _set_remote_variables(inventory, op[1], op[2])
-            elif kind == "P":
-                _set_host_variables(inventory, op[1], op[2], trusted)
-            elif kind == "c":
-                add_child(op[1], op[2])
-            elif kind == "h":
-                add_host(op[1], group=op[2], port=op[3])
-            elif kind == "g":
-                add_group(op[1])
-            elif kind == "cfg":
-                for key, value in self._config_layer(op[2]).items():
-                    set_variable(op[1], key, value)
-            elif kind == "v":
-                set_variable(op[1], op[2], _unsafe(op[3]))
-            else:
-                raise AnsibleParserError(
-                    "%s: unexpected cache entry %r; run with --flush-cache" % (self._path, to_native(kind))
-                )

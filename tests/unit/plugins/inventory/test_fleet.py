@@ -29,6 +29,7 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 
 from ansible_collections.oceanid.fleet.plugins.inventory import fleet as fleet_plugin
 from ansible_collections.oceanid.fleet.plugins.module_utils import _ec2_fleet
+from ansible_collections.oceanid.fleet.plugins.plugin_utils import _fleet_values
 
 try:  # ansible-core 2.19+: trust instead of unsafe wrappers
     from ansible.template import is_trusted_as_template
@@ -488,7 +489,7 @@ def test_unsafe_marks_remote_values_whatever_their_type():
 
     trusted = trust_as_template("{{ lookup('pipe', 'id') }}")
     assert is_trusted_as_template(trusted)
-    marked = fleet_plugin._unsafe({"tags": {trusted: [trusted, 1, None]}, "n": 2.5})  # pylint: disable=protected-access
+    marked = _fleet_values.unsafe({"tags": {trusted: [trusted, 1, None]}, "n": 2.5})
     ((key, values),) = marked["tags"].items()
     assert not is_trusted_as_template(key) and not is_trusted_as_template(values[0]) and values[1:] == [1, None]
     assert marked["n"] == 2.5
@@ -539,7 +540,8 @@ def test_a_missing_profile_fails_every_region_of_its_source(config, aws):
     aws.session_error = ProfileNotFound(profile="prod")
     message = load_failing(config({"ec2": [{"name": "aws", "regions": ["us-east-1"], "profile": "prod"}]}))
     assert (
-        "ec2 source 'aws', region all regions, credentials: profile 'prod': The config profile (prod) could not be found"
+        "ec2 source 'aws', all its regions (us-east-1), credentials: profile 'prod': "
+        "The config profile (prod) could not be found"
         in message
     )
 
@@ -629,14 +631,11 @@ def test_remote_variables_merge_into_a_mapping_as_host_set_variable_does():
     inventory.hosts["box"].set_variable("ec2_tags", {"owner": "ops"})
     inventory.hosts["box"].set_variable("ansible_host", "box.example.com")
     with mock.patch.object(Host, "set_variable", autospec=True, side_effect=Host.set_variable) as host_set_variable:
-        fleet_plugin._set_remote_variables(
+        _fleet_values.set_host_variables(
             inventory,
             "box",
-            {
-                "ec2_tags": {"Name": "box"},
-                "ansible_host": "54.0.0.1",  # pylint: disable=protected-access
-                "ec2_region": "us-east-1",
-            },
+            {"ec2_tags": {"Name": "box"}, "ansible_host": "54.0.0.1", "ec2_region": "us-east-1"},
+            _fleet_values.unsafe,
         )
     assert [c.args[1] for c in host_set_variable.call_args_list] == ["ec2_tags"]
     variables = inventory.hosts["box"].vars
