@@ -24,8 +24,19 @@ description:
     module fail without waiting for O(timeout), quoting Triton's reason. With O(state=ready) the failure
     must be seen on consecutive polls for at least one second first, so that a model another client is
     just reloading is not reported; with O(state=loaded) the failed load request is final.
-  - When the module fails, its message names each model that is not ready, with its state and Triton's reason,
-    or says that it is not in the repository index, or that the server was not reachable and why.
+  - A requested model that is not in the repository index at all, or a requested version that the index does not
+    list for a model whose versions it lists, is absent. With O(state=ready) the module fails when that has held
+    for one second (not after O(timeout)), unless O(absent_model=wait). A model on disk but never loaded (a
+    name-only index entry) is not absent; another client may load it, so the module waits for it.
+  - What touches the server. V(ready) only reads (health, the repository index, the ready endpoints).
+    V(loaded) first checks every requested model against the index and fails, without sending anything, when
+    a model is absent or, without O(reload=true), a requested version is not listed (a load request would
+    only load the versions that serve again); only then does it send load requests, and only for the models
+    that need one. V(unloaded) sends unload requests for the models that have a READY or loading version.
+    Invalid input and a failed check change nothing.
+  - When the module fails, it reports C(changed=false), with RV(loaded) and RV(unloaded) naming the requests
+    that were sent before the failure. Its message names each model that is not ready, with its state and
+    Triton's reason, or says that it is not in the repository index, or that the server was not reachable and why.
 options:
   models:
     description:
@@ -82,10 +93,22 @@ options:
     description:
       - With O(state=loaded), send the load request even for models that are already READY. Triton reads the
         model directory again and reloads the model if its files changed (a no-op otherwise).
+      - A requested version that the repository index does not list is loaded only with O(reload=true) (for
+        example a version directory just added); if it still does not appear, the module fails.
       - If the reload fails, Triton keeps the previously loaded version serving; the module fails quoting
         Triton's error and says whether the previous version is still READY.
     type: bool
     default: false
+  absent_model:
+    description:
+      - With O(state=ready), what to do about a model, or a version, that is not in the repository index.
+      - V(fail) fails once it has been absent for one second (two polls), naming it.
+      - V(wait) waits until it appears, up to O(timeout); for a server in poll model-control mode, or a model
+        directory that another process is still putting in place.
+      - Only V(fail) is accepted with O(state=loaded) and O(state=unloaded).
+    type: str
+    choices: [fail, wait]
+    default: fail
   timeout:
     description:
       - How long to wait in total, in seconds, for the server, the load and unload requests and the models.
@@ -166,6 +189,12 @@ EXAMPLES = r"""
     reload: true
     models: [detector]
 
+- name: Wait for a model that the model puller has not put in place yet (poll model-control mode)
+  oceanid.fleet.triton_model_ready:
+    models: [detector]
+    absent_model: wait
+    timeout: 900
+
 - name: Unload a model that is retired
   oceanid.fleet.triton_model_ready:
     state: unloaded
@@ -230,13 +259,17 @@ waited:
   type: float
   sample: 2.351
 loaded:
-  description: Models a load request was sent for (in check mode, would be sent for).
+  description:
+    - Models a load request was sent for (in check mode, would be sent for).
+    - When the module fails, the requests sent before the failure, the one that failed included.
   returned: always
   type: list
   elements: str
   sample: [detector]
 unloaded:
-  description: Models an unload request was sent for (in check mode, would be sent for).
+  description:
+    - Models an unload request was sent for (in check mode, would be sent for).
+    - When the module fails, the requests sent before the failure, the one that failed included.
   returned: always
   type: list
   elements: str
@@ -252,24 +285,25 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.oceanid.fleet.plugins.module_utils.triton import (
     LOADING,
     READY,
-    REASON_UNLOADED,
-    UNAVAILABLE,
+    STATUS_ABSENT,
     UNLOADING,
+    ModelWaiter,
     TritonClient,
     TritonError,
+    WaitFailed,
+    assess,
+    config_matches,
+    describe,
+    index_entries,
+    serving_rows,
+    summary,
     triton_argument_spec,
     validate_url,
 )
 
-# A failure seen with state=ready must persist this long (and over two polls) before the module gives up.
-_FAILURE_GRACE = 1.0
-# Per-request timeout cap while polling (a load request may use all the remaining time).
-_POLL_REQUEST_TIMEOUT = 10.0
 # Check mode asks once, this quickly, whether the server is there at all.
 _CHECK_MODE_PROBE_TIMEOUT = 5.0
-
-_NOT_IN_INDEX = "not in the repository index"
-_NOT_LOADED = "not loaded"
+_ABSENT_HINT = " (absent_model=wait waits for a model to appear, for example a server in poll mode)"
 
 
 class _Failed(Exception):
@@ -344,147 +378,12 @@ def normalise_models(raw_models, state):
     return result
 
 
-# -- reading the index ---------------------------------------------------------------------------
-
-
-def _entries(index, name):
-    """(all entries of a model, those with a state)."""
-    entries = [entry for entry in index if entry.get("name") == name]
-    return entries, [entry for entry in entries if entry.get("state")]
-
-
-def _row(name, entry=None, version=None, reason=""):
-    if entry is None:
-        return {"name": name, "version": version, "state": None, "reason": reason, "ready": False}
-    version = entry.get("version")
-    return {
-        "name": name,
-        "version": None if version is None else str(version),
-        "state": entry.get("state"),
-        "reason": entry.get("reason") or "",
-        "ready": entry.get("state") == READY,
-    }
-
-
-def _is_failure(row):
-    return row["state"] == UNAVAILABLE and bool(row["reason"]) and row["reason"] != REASON_UNLOADED
-
-
-def _label(row, with_version=True):
-    if with_version and row["version"] is not None:
-        return "%s version %s" % (row["name"], row["version"])
-    return row["name"]
-
-
-def _describe(row):
-    """'name[ version v]: STATE[: reason]' or 'name: reason'."""
-    if row["state"] is None:
-        return "%s: %s" % (_label(row), row["reason"])
-    if row["reason"]:
-        return "%s: %s: %s" % (_label(row), row["state"], row["reason"])
-    return "%s: %s" % (_label(row), row["state"])
-
-
-def assess(model, index, strict_versions=False):
-    """How one requested model stands in the index.
-
-    Returns a dict: rows (per version), status ('ready', 'waiting', 'failed'), problems (texts for messages).
-    strict_versions (all_models): every version must be READY, except versions unloaded on request.
-    """
-    name, version = model["name"], model["version"]
-    entries, versioned = _entries(index, name)
-    if version is not None:
-        match = [entry for entry in versioned if str(entry.get("version")) == version]
-        if match:
-            row = _row(name, match[0])
-            rows = [row]
-            if row["ready"]:
-                return {"rows": rows, "status": "ready", "problems": []}
-            return {"rows": rows, "status": "failed" if _is_failure(row) else "waiting", "problems": [_describe(row)]}
-        if versioned:
-            present = ", ".join("%s %s" % (entry.get("version"), entry.get("state")) for entry in versioned)
-            reason = "%s (versions listed: %s)" % (_NOT_IN_INDEX, present)
-        else:
-            reason = _NOT_LOADED if entries else _NOT_IN_INDEX
-        row = _row(name, version=version, reason=reason)
-        return {"rows": [row], "status": "waiting", "problems": [_describe(row)]}
-    if not versioned:
-        row = _row(name, reason=_NOT_LOADED if entries else _NOT_IN_INDEX)
-        if entries:
-            row["reason"] = _NOT_LOADED
-            problem = (
-                "%s: present in the repository but not loaded (in explicit model-control mode, state=loaded "
-                "loads it; in none or poll mode, Triton could not read the model directory, for example a "
-                "config.pbtxt it cannot parse: see the server log)" % name
-            )
-        else:
-            problem = _describe(row)
-        return {"rows": [row], "status": "waiting", "problems": [problem]}
-    rows = [_row(name, entry) for entry in versioned]
-    failures = [row for row in rows if _is_failure(row)]
-    transitional = [row for row in rows if row["state"] in (LOADING, UNLOADING)]
-    if strict_versions:
-        pending = [row for row in rows if not row["ready"] and row["reason"] != REASON_UNLOADED]
-        ready = not pending and any(row["ready"] for row in rows)
-    else:
-        pending = [row for row in rows if not row["ready"]]
-        ready = any(row["ready"] for row in rows)
-    if ready:
-        return {"rows": rows, "status": "ready", "problems": []}
-    status = "failed" if failures and not transitional else "waiting"
-    return {"rows": rows, "status": status, "problems": [_describe(row) for row in (pending or rows)]}
-
-
-def all_models_in(index):
-    """The models the server tried to load: a versioned entry, not every version unloaded on request."""
-    names = []
-    for entry in index:
-        name = entry.get("name")
-        if name in names or not entry.get("state"):
-            continue
-        rows = [_row(name, e) for e in _entries(index, name)[1]]
-        if all(row["state"] == UNAVAILABLE and row["reason"] == REASON_UNLOADED for row in rows):
-            continue
-        names.append(name)
-    return [{"name": name, "version": None, "config": None} for name in sorted(names)]
-
-
-def _summary(model, index):
-    """One line per model for diff output."""
-    rows = assess(model, index)["rows"]
-    if len(rows) == 1 and rows[0]["state"] is None:
-        return rows[0]["reason"]
-    return ", ".join(
-        "version %s %s%s" % (row["version"], row["state"], ": " + row["reason"] if row["reason"] else "")
-        for row in rows
-    )
-
-
-def _config_matches(wanted, served):
-    """Every key of the override has the served value (lists element by element; scalars as text)."""
-    if isinstance(wanted, dict):
-        return isinstance(served, dict) and all(
-            key in served and _config_matches(value, served[key]) for key, value in wanted.items()
-        )
-    if isinstance(wanted, list):
-        return (
-            isinstance(served, list)
-            and len(wanted) == len(served)
-            and all(_config_matches(w, s) for w, s in zip(wanted, served))
-        )
-    return _scalar(wanted) == _scalar(served)
-
-
-def _scalar(value):
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
 # -- the module --------------------------------------------------------------------------------------
 
 
 class TritonModelReady:
+    """One run of the module: input checks, then the state's work through a ModelWaiter."""
+
     def __init__(self, module, client=None):
         self.module = module
         params = module.params
@@ -492,18 +391,14 @@ class TritonModelReady:
         self.state = params["state"]
         self.reload = params["reload"]
         self.all_models = params["all_models"]
+        self.absent_model = params["absent_model"]
         self.timeout = params["timeout"]
         self.interval = params["interval"]
         self.started = time.monotonic()
-        self.deadline = self.started + self.timeout
         self.models = []
         self.client = client
-        self.live_seen = False
-        self.last_error = None
-        self.failing_since = {}
+        self.waiter = None
         self.result = {"changed": False, "models": [], "waited": 0.0, "loaded": [], "unloaded": []}
-
-    # -- plumbing ------------------------------------------------------------------------------------
 
     def validate(self):
         params = self.module.params
@@ -531,171 +426,54 @@ class TritonModelReady:
                 "models is empty: list the models to %s, or set all_models=true with state=ready"
                 % {"ready": "wait for", "loaded": "load", "unloaded": "unload"}[self.state]
             )
-        if self.client is None:
-            self.client = TritonClient(
-                self.url, headers=headers, timeout=_POLL_REQUEST_TIMEOUT, validate_certs=params["validate_certs"]
+        if self.absent_model != "fail" and self.state != "ready":
+            raise _Failed(
+                "absent_model=%s is only used with state=ready (state is %s)" % (self.absent_model, self.state)
             )
-
-    def remaining(self):
-        return self.deadline - time.monotonic()
-
-    def request_timeout(self, cap=_POLL_REQUEST_TIMEOUT):
-        return max(min(self.remaining(), cap), 0.5)
-
-    def pause(self):
-        delay = min(self.interval, self.remaining())
-        if delay > 0:
-            time.sleep(delay)
-
-    def poll_index(self, timeout=None):
-        """One poll: the index, or None (the reason is kept in last_error)."""
-        timeout = self.request_timeout() if timeout is None else timeout
-        try:
-            if not self.live_seen:
-                if not self.client.live(timeout=timeout):
-                    self.last_error = TritonError(
-                        "server at %s is not live yet (GET /v2/health/live answered 400)" % self.url, status=400
-                    )
-                    return None
-                self.live_seen = True
-            index = self.client.index(timeout=timeout)
-        except TritonError as exc:
-            if exc.unreachable:
-                self.live_seen = False
-            self.last_error = exc
-            return None
-        self.last_error = None
-        return index
-
-    def server_problem(self):
-        exc = self.last_error
-        if exc is None:
-            return "no answer from the server at %s" % self.url
-        if exc.unreachable:
-            return "server not reachable at %s: %s" % (self.url, exc.message)
-        if exc.status == 400 and "not live" in exc.message:
-            return exc.message
-        return "server at %s answered %s %s: %s" % (self.url, exc.method or "", exc.url or "", exc)
-
-    def unknown_rows(self):
-        """Rows for the requested models when the index could not be read."""
-        exc = self.last_error
-        reason = "server not reachable" if exc is None or exc.unreachable else "no repository index: %s" % exc
-        return [_row(m["name"], version=m["version"], reason=reason) for m in self.models]
+        if self.client is None:
+            self.client = TritonClient(self.url, headers=headers, validate_certs=params["validate_certs"])
+        self.waiter = ModelWaiter(
+            self.client,
+            self.timeout,
+            interval=self.interval,
+            started=self.started,
+            absent_model=self.absent_model,
+            strict_versions=self.all_models,
+            absent_hint=_ABSENT_HINT,
+        )
 
     def elapsed(self):
         return round(time.monotonic() - self.started, 3)
 
     def fail(self, msg):
+        """A failed run reports changed=false; loaded/unloaded say which requests were sent."""
+        if self.waiter is not None and self.waiter.rows:
+            self.result["models"] = self.waiter.rows
+        self.result["changed"] = False
         self.result["waited"] = self.elapsed()
         self.module.fail_json(msg=msg, **self.result)
 
-    def timed_out(self, what, assessments=None):
-        head = "timed out after %s s %s" % (self.timeout, what)
-        if assessments is None:
-            self.result["models"] = self.unknown_rows()
-            return "%s: %s" % (head, self.server_problem())
-        problems = [p for a in assessments if a["status"] != "ready" for p in a["problems"]]
-        text = "%s; not ready: %s" % (head, "; ".join(problems))
-        if self.last_error is not None:
-            text += " (last poll: %s)" % self.server_problem()
-        return text
-
     def wait_for_index(self, what):
-        index = self.poll_index()
-        while index is None:
-            if self.remaining() <= 0:
-                raise _Failed(self.timed_out(what))
-            self.pause()
-            index = self.poll_index()
-        return index
+        return self.waiter.wait_for_index(what, self.models)
+
+    def wait_ready(self, what, settled_is_final=False, index=None):
+        index, models = self.waiter.wait_ready(
+            None if self.all_models else self.models, what, settled_is_final=settled_is_final, index=index
+        )
+        self.result["models"] = self.waiter.rows
+        return index, models
 
     def check_mode_probe(self):
         """Check mode: one quick attempt; None when the server does not answer (no waiting)."""
-        index = self.poll_index(timeout=max(min(self.timeout, _CHECK_MODE_PROBE_TIMEOUT), 0.5))
-        if index is None and self.last_error is not None and not self.last_error.unreachable and self.timeout > 0:
+        index = self.waiter.poll_index(timeout=max(min(self.timeout, _CHECK_MODE_PROBE_TIMEOUT), 0.5))
+        error = self.waiter.last_error
+        if index is None and error is not None and not error.unreachable and self.timeout > 0:
             # It answered (not live yet, an HTTP error): worth waiting for, as in a real run.
             index = self.wait_for_index("for the server")
         return index
 
-    def assess_all(self, index, models=None):
-        models = self.models if models is None else models
-        return [assess(model, index, strict_versions=self.all_models) for model in models]
-
-    # -- waiting ---------------------------------------------------------------------------------------
-
-    def confirm_ready(self, models):
-        """GET .../ready for each model; None when all are 200, else a text."""
-        for model in models:
-            try:
-                if not self.client.model_ready(model["name"], model["version"], timeout=self.request_timeout()):
-                    return "%s: READY in the repository index, but its ready endpoint does not answer 200" % (
-                        _label(_row(model["name"], version=model["version"]))
-                    )
-            except TritonError as exc:
-                self.last_error = exc
-                if exc.unreachable:
-                    self.live_seen = False
-                return "%s: %s" % (model["name"], self.server_problem())
-        return None
-
-    def stable_failures(self, assessments):
-        """Failed models (state=ready): those failing for two polls and _FAILURE_GRACE seconds."""
-        now = time.monotonic()
-        stable = []
-        failing = {}
-        for assessment in assessments:
-            if assessment["status"] != "failed":
-                continue
-            key = (assessment["rows"][0]["name"], tuple(p for p in assessment["problems"]))
-            first, count = self.failing_since.get(key, (now, 0))
-            failing[key] = (first, count + 1)
-            if count + 1 >= 2 and now - first >= _FAILURE_GRACE:
-                stable.append(assessment)
-        self.failing_since = failing
-        return stable
-
-    def wait_ready(self, models, what, settled_is_final=False, index=None):
-        """Poll until every model is ready; fail on a stable failure or at the deadline.
-
-        settled_is_final (after load requests returned): a model that is not ready and not loading or
-        unloading will not become ready by waiting, so it fails at once.
-        """
-        assessments = None
-        while True:
-            if index is None:
-                index = self.poll_index()
-            if index is not None:
-                if self.all_models:
-                    models = all_models_in(index)
-                assessments = self.assess_all(index, models)
-                self.result["models"] = [row for a in assessments for row in a["rows"]]
-                if all(a["status"] == "ready" for a in assessments):
-                    problem = self.confirm_ready(models)
-                    if problem is None:
-                        return index, models
-                    self.last_error = TritonError(problem)
-                if settled_is_final:
-                    failed = [
-                        a
-                        for a in assessments
-                        if a["status"] != "ready" and not any(row["state"] in (LOADING, UNLOADING) for row in a["rows"])
-                    ]
-                else:
-                    failed = self.stable_failures(assessments)
-                if failed:
-                    problems = [p for a in assessments if a["status"] != "ready" for p in a["problems"]]
-                    verb = "failed to load" if any(a["status"] == "failed" for a in failed) else "will not become ready"
-                    raise _Failed(
-                        "%s %s on %s: %s"
-                        % ("model" if len(problems) == 1 else "models", verb, self.url, "; ".join(problems))
-                    )
-            if self.remaining() <= 0:
-                if assessments is None:
-                    raise _Failed(self.timed_out(what))
-                raise _Failed(self.timed_out(what, assessments))
-            self.pause()
-            index = None
+    def rows_of(self, index):
+        return [row for model in self.models for row in assess(model, index)["rows"]]
 
     # -- states ------------------------------------------------------------------------------------------
 
@@ -708,29 +486,56 @@ class TritonModelReady:
         else:
             index = None
         if self.state == "ready":
-            self.wait_ready(self.models, "waiting for the models to be ready", index=index)
+            self.wait_ready("waiting for the models to be ready", index=index)
             if self.all_models and not self.result["models"]:
                 self.module.warn("all_models: the repository index at %s lists no loaded model yet" % self.url)
-        elif self.state == "loaded":
-            self.run_loaded(index)
         else:
-            self.run_unloaded(index)
+            if index is None:
+                index = self.wait_for_index("waiting for the server")
+            if self.state == "loaded":
+                self.run_loaded(index)
+            else:
+                self.run_unloaded(index)
         self.result["waited"] = self.elapsed()
         return self.result
 
     def unreachable_in_check_mode(self):
         self.module.warn(
             "check mode: %s; not waiting for it. Reporting %s."
-            % (self.server_problem(), "no change" if self.state == "ready" else "that models would be " + self.state)
+            % (
+                self.waiter.server_problem(),
+                "no change" if self.state == "ready" else "that models would be " + self.state,
+            )
         )
         self.result["changed"] = self.state != "ready"
-        self.result["models"] = self.unknown_rows()
+        self.result["models"] = self.waiter.unknown_rows(self.models)
         if self.state == "loaded":
             self.result["loaded"] = [m["name"] for m in self.models]
         elif self.state == "unloaded":
             self.result["unloaded"] = [m["name"] for m in self.models]
         self.result["waited"] = self.elapsed()
         return self.result
+
+    def refuse_absent(self, index):
+        """state=loaded: fail before any request when a model, or a version, is not in the index."""
+        problems = []
+        for model in self.models:
+            assessment = assess(model, index)
+            if assessment["status"] != STATUS_ABSENT:
+                continue
+            if not index_entries(index, model["name"])[0]:
+                problems.append(
+                    "%s (is there a directory %r in the model repository?)" % (assessment["problems"][0], model["name"])
+                )
+            elif not self.reload:
+                problems.append(
+                    "%s; a load request would only load the model's versions again "
+                    "(reload=true sends it, to load a version just added to the model directory)"
+                    % assessment["problems"][0]
+                )
+        if problems:
+            self.result["models"] = self.rows_of(index)
+            raise _Failed("nothing loaded on %s: %s" % (self.url, "; ".join(problems)))
 
     def needs_load(self, model, index):
         if self.reload:
@@ -741,31 +546,32 @@ class TritonModelReady:
         if model["config"] is None:
             return False
         try:
-            served = self.client.model_config(model["name"], timeout=self.request_timeout())
+            served = self.client.model_config(model["name"], timeout=self.waiter.request_timeout())
         except TritonError:
             return True
-        return not _config_matches(model["config"], served)
+        return not config_matches(model["config"], served)
 
     def send(self, action, name, config=None):
         """A load or unload request; retried while the server does not answer, until the deadline."""
+        waiter = self.waiter
         while True:
             try:
                 if action == "load":
-                    self.client.load(name, config=config, timeout=max(self.remaining(), 1.0))
+                    self.client.load(name, config=config, timeout=max(waiter.remaining(), 1.0))
                 else:
-                    self.client.unload(name, timeout=self.request_timeout())
+                    self.client.unload(name, timeout=waiter.request_timeout())
                 return
             except TritonError as exc:
                 if not exc.unreachable:
                     raise
-                self.last_error = exc
-                self.live_seen = False
-                if self.remaining() <= 0:
+                waiter.last_error = exc
+                waiter.live_seen = False
+                if waiter.remaining() <= 0:
                     raise _Failed(
                         "timed out after %s s sending the %s request for model %r: %s"
-                        % (self.timeout, action, name, self.server_problem())
+                        % (self.timeout, action, name, waiter.server_problem())
                     )
-                self.pause()
+                waiter.pause()
                 self.wait_for_index("for the server to %s model %r" % (action, name))
 
     def explain_request_error(self, action, name, exc, was_ready=False, in_index=False):
@@ -784,11 +590,8 @@ class TritonModelReady:
             else:
                 text += " (is there a directory %r in the model repository?)" % name
         if action == "load" and was_ready:
-            index = self.poll_index()
-            still = []
-            if index is not None:
-                rows = assess({"name": name, "version": None, "config": None}, index)["rows"]
-                still = [row for row in rows if row["ready"]]
+            index = self.waiter.poll_index()
+            still = [] if index is None else serving_rows(name, index)
             if still:
                 text += "; the previously loaded version keeps serving (%s)" % ", ".join(
                     "version %s READY" % row["version"] for row in still
@@ -797,74 +600,72 @@ class TritonModelReady:
                 text += "; the model is not READY any more"
         return text
 
-    def run_loaded(self, index):
-        if index is None:
-            index = self.wait_for_index("waiting for the server")
-        before = {m["name"]: _summary(m, index) for m in self.models}
+    def plan(self, key, index, wanted, predicted):
+        """(the diff's before, the models ``wanted`` picks, once each), recorded under ``key``.
+
+        In check mode the names are None: the result says what would be sent, with the predicted diff.
+        """
+        before = {m["name"]: summary(m, index) for m in self.models}
         names = []
         for model in self.models:
-            if model["name"] not in names and self.needs_load(model, index):
+            if model["name"] not in names and wanted(model, index):
                 names.append(model["name"])
-        self.result["loaded"] = names
+        self.result[key] = names
         self.result["changed"] = bool(names)
-        if self.module.check_mode:
-            self.result["models"] = [row for a in self.assess_all(index) for row in a["rows"]]
-            after = dict(before, **dict.fromkeys(names, "READY (after a load request)"))
-            self.set_diff(before, after)
+        if not self.module.check_mode:
+            return before, names
+        self.result["models"] = self.rows_of(index)
+        self.set_diff(before, dict(before, **dict.fromkeys(names, predicted)))
+        return before, None
+
+    def run_loaded(self, index):
+        self.refuse_absent(index)
+        before, names = self.plan("loaded", index, self.needs_load, "READY (after a load request)")
+        if names is None:
             return
         for name in names:
             config = next(m["config"] for m in self.models if m["name"] == name)
-            was_ready = any(
-                row["ready"] for row in assess({"name": name, "version": None, "config": None}, index)["rows"]
-            )
-            in_index = bool(_entries(index, name)[0])
+            was_ready = bool(serving_rows(name, index))
+            in_index = bool(index_entries(index, name)[0])
             try:
                 self.send("load", name, None if config is None else json.dumps(config, sort_keys=True))
             except TritonError as exc:
                 raise _Failed(self.explain_request_error("load", name, exc, was_ready, in_index))
-        index, dummy = self.wait_ready(
-            self.models, "waiting for the models to be ready after loading", settled_is_final=True
-        )
-        self.set_diff(before, {m["name"]: _summary(m, index) for m in self.models})
+        index, dummy = self.wait_ready("waiting for the models to be ready after loading", settled_is_final=True)
+        self.set_diff(before, {m["name"]: summary(m, index) for m in self.models})
 
     def run_unloaded(self, index):
-        if index is None:
-            index = self.wait_for_index("waiting for the server")
-        before = {m["name"]: _summary(m, index) for m in self.models}
-        names = []
-        for model in self.models:
-            rows = assess(model, index)["rows"]
-            if model["name"] not in names and any(row["state"] in (READY, LOADING) for row in rows):
-                names.append(model["name"])
-        self.result["unloaded"] = names
-        self.result["changed"] = bool(names)
-        if self.module.check_mode:
-            self.result["models"] = [row for a in self.assess_all(index) for row in a["rows"]]
-            after = dict(before, **dict.fromkeys(names, "UNAVAILABLE: unloaded (after an unload request)"))
-            self.set_diff(before, after)
+        before, names = self.plan(
+            "unloaded",
+            index,
+            lambda model, index: any(row["state"] in (READY, LOADING) for row in assess(model, index)["rows"]),
+            "UNAVAILABLE: unloaded (after an unload request)",
+        )
+        if names is None:
             return
         for name in names:
             try:
                 self.send("unload", name)
             except TritonError as exc:
                 raise _Failed(self.explain_request_error("unload", name, exc))
+        waiter = self.waiter
         while True:
-            index = self.poll_index()
+            index = waiter.poll_index()
             if index is not None:
-                rows = [row for m in self.models for row in assess(m, index)["rows"]]
+                rows = self.rows_of(index)
                 self.result["models"] = rows
                 busy = [row for row in rows if row["state"] in (READY, LOADING, UNLOADING)]
                 if not busy:
                     break
-            if self.remaining() <= 0:
+            if waiter.remaining() <= 0:
                 if index is None:
-                    raise _Failed(self.timed_out("waiting for the models to unload"))
+                    raise _Failed(waiter.timed_out("waiting for the models to unload", models=self.models))
                 raise _Failed(
                     "timed out after %s s waiting for the models to unload; still: %s"
-                    % (self.timeout, "; ".join(_describe(row) for row in busy))
+                    % (self.timeout, "; ".join(describe(row) for row in busy))
                 )
-            self.pause()
-        self.set_diff(before, {m["name"]: _summary(m, index) for m in self.models})
+            waiter.pause()
+        self.set_diff(before, {m["name"]: summary(m, index) for m in self.models})
 
     def set_diff(self, before, after):
         if self.module._diff:  # pylint: disable=protected-access
@@ -878,6 +679,7 @@ def main():
         all_models={"type": "bool", "default": False},
         state={"type": "str", "default": "ready", "choices": ["ready", "loaded", "unloaded"]},
         reload={"type": "bool", "default": False},
+        absent_model={"type": "str", "default": "fail", "choices": ["fail", "wait"]},
         timeout={"type": "float", "default": 300.0},
         interval={"type": "float", "default": 0.1},
     )
@@ -885,7 +687,7 @@ def main():
     runner = TritonModelReady(module)
     try:
         result = runner.run()
-    except _Failed as exc:
+    except (_Failed, WaitFailed) as exc:
         runner.fail(str(exc))
     module.exit_json(**result)
 

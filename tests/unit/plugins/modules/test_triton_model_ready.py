@@ -21,6 +21,7 @@ import pytest
 from ansible.module_utils import _internal as module_utils_internal
 from ansible.module_utils.testing import patch_module_args
 
+from ansible_collections.oceanid.fleet.plugins.module_utils import triton as triton_utils
 from ansible_collections.oceanid.fleet.plugins.modules import triton_model_ready
 
 POLLING = "explicit model load / unload is not allowed if polling is enabled"
@@ -174,7 +175,7 @@ def triton():
 
 @pytest.fixture(autouse=True)
 def short_grace(monkeypatch):
-    monkeypatch.setattr(triton_model_ready, "_FAILURE_GRACE", 0.2)
+    monkeypatch.setattr(triton_utils, "FAILURE_GRACE", 0.2)
 
 
 def free_port() -> int:
@@ -322,7 +323,11 @@ def test_timeout_lists_every_model_that_is_not_ready(capsys, triton):
         "d": {"1": ("UNAVAILABLE", "unloaded")},
     }
     failed, result = run_module(
-        capsys, url=triton.url, timeout=0.3, models=[{"name": "a", "version": 3}, "b", "c", "d", "missing"]
+        capsys,
+        url=triton.url,
+        timeout=0.3,
+        absent_model="wait",  # the version and the model that are not in the index fail fast otherwise
+        models=[{"name": "a", "version": 3}, "b", "c", "d", "missing"],
     )
     assert failed
     msg = result["msg"]
@@ -395,6 +400,50 @@ def test_headers_are_sent_and_not_logged(capsys, triton):
     assert not failed
     assert all(r["headers"]["cf-access-client-secret"] == "s3cr3t-v4lue" for r in triton.requests)
     assert "s3cr3t-v4lue" not in json.dumps(result)
+
+
+def test_a_model_not_in_the_index_fails_fast(capsys, triton):
+    triton.models = {"a": {"1": ("READY", "")}, "c": {}}
+    failed, result = run_module(capsys, url=triton.url, models=["a", "missing", {"name": "a", "version": 3}])
+    assert failed
+    assert result["msg"].startswith("models not in the repository index on %s: " % triton.url)
+    assert "missing: not in the repository index" in result["msg"]
+    assert "a version 3: not in the repository index (versions listed: 1 READY)" in result["msg"]
+    assert "absent_model=wait" in result["msg"]
+    assert 0.2 <= result["waited"] < 5  # the grace, not the 300 s default timeout
+    assert result["changed"] is False
+    assert {
+        "name": "missing",
+        "version": None,
+        "state": None,
+        "reason": "not in the repository index",
+        "ready": False,
+    } in result["models"]
+    assert triton.sent("load") == []
+
+
+def test_a_model_present_but_not_loaded_is_waited_for(capsys, triton):
+    # on disk (a name-only entry): another client may load it, so the wait goes on
+    triton.models = {"c": {}}
+    failed, result = run_module(capsys, url=triton.url, models=["c"], timeout=0.5)
+    assert failed
+    assert result["msg"].startswith("timed out after 0.5 s waiting for the models to be ready; not ready: c: ")
+
+
+def test_absent_model_wait_waits_for_the_model_to_appear(capsys, triton):
+    triton.models = {"a": {"1": ("READY", "")}}
+    triton.script = [[]] * 40 + [[{"name": "a", "version": "1", "state": "LOADING"}]]
+    failed, result = run_module(capsys, url=triton.url, models=["a"], absent_model="wait", timeout=30)
+    assert not failed, result
+    assert result["models"] == [{"name": "a", "version": "1", "state": "READY", "reason": "", "ready": True}]
+    assert result["waited"] >= 0.4  # 40 polls at 0.01 s without the model, past the 0.2 s grace
+
+
+def test_absent_model_wait_is_only_for_state_ready(capsys, triton):
+    failed, result = run_module(capsys, url=triton.url, models=["a"], state="loaded", absent_model="wait")
+    assert failed
+    assert result["msg"] == "absent_model=wait is only used with state=ready (state is loaded)"
+    assert not triton.requests
 
 
 def test_all_models(capsys, triton):
@@ -489,6 +538,7 @@ def test_failed_load_quotes_triton(capsys, triton):
     assert failed
     assert result["msg"] == "load of model 'a' failed on %s: HTTP 400: %s" % (triton.url, error)
     assert result["loaded"] == ["a"]
+    assert result["changed"] is False
 
 
 def test_failed_reload_says_the_old_version_keeps_serving(capsys, triton):
@@ -512,10 +562,14 @@ def test_load_in_none_mode_explains_the_model_control_mode(capsys, triton):
 
 
 def test_load_of_a_model_not_in_the_repository(capsys, triton):
-    failed, result = run_module(capsys, url=triton.url, state="loaded", models=["nothere"])
+    # Checked against the index first (issue 13): no load request, nothing changed.
+    triton.models = {"a": {"1": ("READY", "")}}
+    failed, result = run_module(capsys, url=triton.url, state="loaded", models=["a", "nothere"])
     assert failed
-    assert "failed to poll from model repository" in result["msg"]
+    assert result["msg"].startswith("nothing loaded on %s: nothere: not in the repository index" % triton.url)
     assert "is there a directory 'nothere' in the model repository?" in result["msg"]
+    assert triton.sent("load") == []
+    assert result["changed"] is False and result["loaded"] == []
 
 
 def test_load_of_a_directory_triton_cannot_read(capsys, triton):
@@ -536,6 +590,60 @@ def test_loaded_version_that_does_not_appear_fails_without_waiting(capsys, trito
     assert failed
     assert "a version 2: not in the repository index (versions listed: 1 READY)" in result["msg"]
     assert result["waited"] < 5
+    # issue 13: the serving model is not reloaded first; nothing is sent and nothing changed
+    assert result["msg"].startswith("nothing loaded on %s: " % triton.url)
+    assert "reload=true sends it" in result["msg"]
+    assert triton.sent("load") == []
+    assert result["changed"] is False and result["loaded"] == []
+    assert result["models"] == [
+        {
+            "name": "a",
+            "version": "2",
+            "state": None,
+            "reason": "not in the repository index (versions listed: 1 READY)",
+            "ready": False,
+        }
+    ]
+    # the same in check mode: a validation failure, no request
+    failed, result = run_module(
+        capsys, check_mode=True, url=triton.url, state="loaded", models=[{"name": "a", "version": 2}]
+    )
+    assert failed and result["changed"] is False
+    assert triton.sent("load") == []
+
+
+def test_reload_loads_a_version_just_added_to_the_directory(capsys, triton):
+    triton.models = {"a": {"1": ("READY", "")}}
+    triton.on_disk = {"a": ["1", "2"]}
+    failed, result = run_module(
+        capsys, url=triton.url, state="loaded", reload=True, models=[{"name": "a", "version": 2}]
+    )
+    assert not failed, result
+    assert result["changed"] is True and triton.sent("load") == ["a"]
+    assert result["models"] == [{"name": "a", "version": "2", "state": "READY", "reason": "", "ready": True}]
+
+
+def test_reloaded_version_that_does_not_appear_fails_unchanged(capsys, triton):
+    triton.models = {"a": {"1": ("READY", "")}}
+    failed, result = run_module(
+        capsys, url=triton.url, state="loaded", reload=True, models=[{"name": "a", "version": 2}], timeout=30
+    )
+    assert failed
+    assert result["msg"].startswith("model will not become ready on %s: a version 2: not in the" % triton.url)
+    assert result["waited"] < 5
+    assert result["changed"] is False and result["loaded"] == ["a"]  # the request that was sent
+
+
+def test_a_failed_task_reports_no_change(capsys, triton):
+    error = "load failed for model 'b': version 1 is at UNAVAILABLE state: Internal: bad"
+    triton.models = {"a": {}, "b": {}}
+    triton.load_errors = {"b": (400, error)}
+    failed, result = run_module(capsys, url=triton.url, state="loaded", models=["a", "b"])
+    assert failed
+    assert result["changed"] is False
+    assert result["loaded"] == ["a", "b"] and triton.sent("load") == ["a", "b"]  # a loaded, b refused
+    assert isinstance(result["models"], list) and isinstance(result["waited"], float)
+    assert result["unloaded"] == []
 
 
 def test_check_mode_loaded_sends_nothing(capsys, triton):
