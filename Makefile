@@ -63,9 +63,9 @@ site: lab-up  ## The main job: lab up, then converge playbooks/site.yml on it
 	ansible-playbook -i $(INVENTORY) playbooks/site.yml
 
 lint: venv  ## ruff (Python lint, format check), role contracts (defaults = specs = READMEs), ansible-lint
-	ruff check . tools/check-role-contracts
-	ruff format --check . tools/check-role-contracts
-	$(VENV)/bin/python tools/check-role-contracts
+	ruff check .
+	ruff format --check .
+	tools/check-role-contracts
 	ansible-lint
 
 sanity: venv  ## ansible-test sanity on a copy of the collection, offline

@@ -1,11 +1,10 @@
 # Copyright: (c) 2026, Oceanid fleet maintainers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""tools/check-role-contracts: a fake role that agrees, then one disagreement of each kind at a time."""
+"""tools/check_role_contracts.py: a fake role that agrees, then one disagreement of each kind at a time."""
 
 from __future__ import annotations
 
-import importlib.machinery
 import importlib.util
 import shutil
 import subprocess
@@ -16,16 +15,16 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[3]
-TOOL = ROOT / "tools" / "check-role-contracts"
+TOOL = ROOT / "tools" / "check_role_contracts.py"
+WRAPPER = ROOT / "tools" / "check-role-contracts"
 GOOD = Path(__file__).with_name("fixtures") / "roles" / "good"
 
 
 def _load_tool():
-    loader = importlib.machinery.SourceFileLoader("check_role_contracts", str(TOOL))
-    spec = importlib.util.spec_from_loader(loader.name, loader)
+    spec = importlib.util.spec_from_file_location("check_role_contracts", TOOL)
     module = importlib.util.module_from_spec(spec)
-    sys.modules[loader.name] = module  # dataclasses look their module up there
-    loader.exec_module(module)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
     return module
 
 
@@ -219,6 +218,12 @@ BREAKS = [
 
 def test_agreeing_role_passes():
     result = _run(GOOD.parent)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout == "check-role-contracts: 1 roles, 13 variables, 0 findings\n"
+
+
+def test_the_wrapper_runs_the_check_on_the_venvs_python():
+    result = subprocess.run([str(WRAPPER), str(GOOD)], capture_output=True, text=True, check=False, timeout=60, cwd="/")
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout == "check-role-contracts: 1 roles, 13 variables, 0 findings\n"
 
