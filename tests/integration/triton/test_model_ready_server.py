@@ -8,6 +8,8 @@ The server and its models are in conftest.py; each test uses its own models, so 
 
 from __future__ import annotations
 
+import time
+
 from tests.integration.triton.triton_helpers import BROKEN_PY, entries, infer, write_model
 
 SECRET = "oceanid-test-secret-5f1c"
@@ -43,21 +45,52 @@ def test_ready_models_and_a_ready_version(triton, play):
 
 
 def test_a_version_that_is_not_there_fails(triton, play):
+    before = triton.index()
+    log_before = triton.log_path.read_text(errors="replace")
     result = play(
         [
-            {"url": triton.url, "models": [{"name": "two_versions", "version": 3}], "timeout": 1.5},
+            {"url": triton.url, "models": [{"name": "two_versions", "version": 3}]},
             {"url": triton.url, "models": [{"name": "two_versions", "version": 3}], "state": "loaded", "timeout": 60},
+            {
+                "url": triton.url,
+                "models": [{"name": "two_versions", "version": 3}],
+                "timeout": 1.5,
+                "absent_model": "wait",
+            },
         ]
     )
-    waited, loaded = result[0], result[1]
-    assert waited["failed"] and loaded["failed"]
+    waited, loaded, waited_on_request = result[0], result[1], result[2]
+    assert waited["failed"] and loaded["failed"] and waited_on_request["failed"]
     expected = "two_versions version 3: not in the repository index (versions listed: 1 READY, 2 READY)"
-    assert waited["msg"].startswith("timed out after 1.5 s waiting for the models to be ready; not ready: ")
-    assert expected in waited["msg"]
-    assert 1.5 <= waited["waited"] < 3
-    # state=loaded: the load request succeeded, so version 3 will not come; no waiting for the timeout
-    assert expected in loaded["msg"]
+    # state=ready (issue 13): not in the index, so it fails after the one-second grace, not the 300 s default
+    assert waited["msg"].startswith("model not in the repository index on %s: %s" % (triton.url, expected))
+    assert "absent_model=wait" in waited["msg"]
+    assert 1.0 <= waited["waited"] < 5
+    # state=loaded (issue 13): checked before any request; the serving versions are not reloaded
+    assert loaded["msg"].startswith("nothing loaded on %s: %s" % (triton.url, expected))
     assert loaded["waited"] < 5
+    assert loaded["changed"] is False and loaded["loaded"] == []
+    assert triton.index() == before
+    assert "two_versions" not in triton.log_path.read_text(errors="replace")[len(log_before) :]
+    # asked to wait for it: the whole timeout
+    assert waited_on_request["msg"].startswith("timed out after 1.5 s waiting for the models to be ready; not ready: ")
+    assert expected in waited_on_request["msg"]
+    assert 1.5 <= waited_on_request["waited"] < 3
+    assert infer(triton, "two_versions", 1.0, version="2") == 3.0
+
+
+def test_a_model_that_appears_is_waited_for_when_asked(triton, play):
+    running = play.start([{"url": triton.url, "models": ["appears"], "absent_model": "wait", "timeout": 120}])
+    time.sleep(3.0)  # ansible starts the module; it polls an index without the model, past the grace
+    assert not entries(triton, "appears")
+    write_model(triton.repository, "appears", add=5)
+    status, body = triton.request("POST", "/v2/repository/models/appears/load", {})
+    assert status == 200, body
+    step = running.wait()[0]
+    assert not step.get("failed"), step
+    assert step["models"] == [{"name": "appears", "version": "1", "state": "READY", "reason": "", "ready": True}]
+    assert step["waited"] >= 1.5
+    assert infer(triton, "appears", 1.0) == 6.0
 
 
 def test_a_broken_model_fails_fast_quoting_triton(triton, play):
@@ -86,19 +119,39 @@ def test_all_models_names_every_failed_model(triton, play):
     assert step["waited"] < 10
 
 
-def test_a_missing_model_times_out_naming_it(triton, play):
-    step = play([{"url": triton.url, "models": ["add_one", "oceanid_missing", "lazy"], "timeout": 1}])[0]
+def test_a_missing_model_fails_fast_naming_it(triton, play):
+    result = play(
+        [
+            {"url": triton.url, "models": ["add_one", "oceanid_missing", "lazy"]},
+            {"url": triton.url, "models": ["add_one", "oceanid_missing", "lazy"], "timeout": 1, "absent_model": "wait"},
+        ]
+    )
+    fast, waited = result.results
+    assert fast["failed"]
+    # issue 13: the default timeout is 300 s; an absent model fails after the one-second grace
+    assert fast["msg"].startswith("models not in the repository index on %s: " % triton.url)
+    assert 1.0 <= fast["waited"] < 5
+    assert fast["changed"] is False
+    for step in (fast, waited):
+        assert "oceanid_missing: not in the repository index" in step["msg"]
+        assert "lazy: present in the repository but not loaded" in step["msg"]
+        assert {
+            "name": "oceanid_missing",
+            "version": None,
+            "state": None,
+            "reason": "not in the repository index",
+            "ready": False,
+        } in step["models"]
+    assert waited["failed"]
+    assert waited["msg"].startswith("timed out after 1.0 s waiting for the models to be ready; not ready: ")
+
+
+def test_a_model_on_disk_but_not_loaded_is_waited_for(triton, play):
+    # explicit mode: someone else may load it, so this is not "absent"
+    step = play([{"url": triton.url, "models": ["lazy"], "timeout": 2}])[0]
     assert step["failed"]
-    assert step["msg"].startswith("timed out after 1.0 s waiting for the models to be ready; not ready: ")
-    assert "oceanid_missing: not in the repository index" in step["msg"]
-    assert "lazy: present in the repository but not loaded" in step["msg"]
-    assert {
-        "name": "oceanid_missing",
-        "version": None,
-        "state": None,
-        "reason": "not in the repository index",
-        "ready": False,
-    } in step["models"]
+    assert step["msg"].startswith("timed out after 2.0 s waiting for the models to be ready; not ready: lazy: ")
+    assert step["waited"] >= 2
 
 
 def test_unparseable_config_load_fails_quoting_triton(triton, play):
@@ -163,7 +216,8 @@ def test_a_failed_reload_keeps_the_old_version_serving(triton, play):
         "No module named 'oceanid_no_such_module'" % triton.url
     )
     assert step["msg"].endswith("; the previously loaded version keeps serving (version 1 READY)")
-    assert step["changed"] is True
+    # issue 13: a failed task reports no change; loaded names the request that was sent
+    assert step["changed"] is False and step["loaded"] == ["reload_bad"]
     assert entries(triton, "reload_bad") == [{"name": "reload_bad", "version": "1", "state": "READY"}]
     assert infer(triton, "reload_bad", 1.0) == 2.0
 
