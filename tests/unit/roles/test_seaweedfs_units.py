@@ -73,7 +73,7 @@ RENDER = """
         src: {role}/templates/seaweedfs.service.j2
         dest: "{out}/{{{{ inventory_hostname }}}}-{{{{ __seaweedfs_component }}}}.service"
         mode: "0644"
-      loop: "{{{{ _seaweedfs_components }}}}"
+      loop: "{{{{ __seaweedfs_components }}}}"
       loop_control:
         loop_var: __seaweedfs_component
       delegate_to: localhost
