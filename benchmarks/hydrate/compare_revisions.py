@@ -14,7 +14,6 @@ On a shared 2-core machine single runs differ by 2x; compare medians of interlea
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import shutil
 import statistics
@@ -32,16 +31,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 # pylint: disable=wrong-import-position
 from run import DATASETS, make_dataset  # noqa: E402  (the datasets of run.py, the same bytes for the same seed)
 
+from tests.support.s3_cli import load_engine  # noqa: E402  (the engine's files as plain modules, as the puller)
 from tests.support.seaweedfs import SeaweedS3  # noqa: E402
 
-ENGINE = "plugins/module_utils/s3_transfer.py"
-
-
-def load_engine(name: str, path: Path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+MODULE_UTILS = "plugins/module_utils"
 
 
 def main() -> int:
@@ -52,13 +45,15 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=20251122)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="oceanid-hydrate-compare-"))
-    base_source = subprocess.run(
-        ["git", "-C", str(REPO), "show", "%s:%s" % (args.base, ENGINE)], capture_output=True, text=True, check=True
+    base_dir = work / "base_module_utils"
+    base_dir.mkdir()
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", args.base, MODULE_UTILS], capture_output=True, check=True
     ).stdout
-    (work / "base_engine.py").write_text(base_source, encoding="utf-8")
+    subprocess.run(["tar", "-x", "-C", str(base_dir), "--strip-components=2"], input=archive, check=True)
     engines = {
-        "base " + args.base: load_engine("base_engine", work / "base_engine.py"),
-        "this checkout": load_engine("engine", REPO / ENGINE),
+        "base " + args.base: load_engine(str(base_dir)),
+        "this checkout": load_engine(str(REPO / MODULE_UTILS)),
     }
     server = SeaweedS3(str(work / "server"))
     server.start()

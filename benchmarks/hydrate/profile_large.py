@@ -28,7 +28,7 @@ sys.path.insert(0, str(REPO))
 
 from tests.support.seaweedfs import SeaweedS3  # noqa: E402  pylint: disable=wrong-import-position
 
-ENGINE = REPO / "plugins" / "module_utils" / "s3_transfer.py"
+ENGINE = REPO / "plugins" / "module_utils" / "s3_model_transfer.py"  # its imports: plain modules beside it
 
 
 def load_engine(name: str, without_hashing: bool):
@@ -48,7 +48,11 @@ def load_engine(name: str, without_hashing: bool):
         )
     spec = importlib.util.spec_from_loader(name, loader=None)
     module = importlib.util.module_from_spec(spec)
+    if str(ENGINE.parent) not in sys.path:
+        sys.path.insert(0, str(ENGINE.parent))
     exec(compile(source, str(ENGINE), "exec"), module.__dict__)  # pylint: disable=exec-used
+    client = importlib.import_module("s3_client")
+    module.S3Client, module.S3Endpoint = client.S3Client, client.S3Endpoint
     return module
 
 

@@ -12,7 +12,7 @@ client copies the whole model into a fresh, empty directory, in an order that tu
   s5cmd    s5cmd cp 's3://<bucket>/models/<key>/*' <dest>/            (its defaults: 256 workers, 5 parts of 50 MiB)
   rclone   rclone copy bench:<bucket>/models/<key> <dest> --transfers 16 --checkers 16
   boto3    list the prefix, then download_file per key in a pool of 16 threads (TransferConfig max_concurrency=16)
-  ours     python plugins/module_utils/s3_transfer.py ... hydrate --model-key <key> (SHA-256 of every part checked)
+  ours     python tests/support/s3_cli.py ... hydrate --model-key <key> (SHA-256 of every part checked)
 Page cache is not dropped (we are not alone on the machine): SeaweedFS's volume files are warm in memory for
 every client alike, and each destination is new. Each copy is checked for file count and bytes afterwards.
 A ``sync`` runs before each copy (untimed, so no copy pays for the write-back of the one before) and after it
@@ -48,7 +48,7 @@ sys.path.insert(0, str(REPO_ROOT))
 # pylint: disable=wrong-import-position
 from tests.support.seaweedfs import CountingProxy, SeaweedS3, venv_tool  # noqa: E402
 
-ENGINE = REPO_ROOT / "plugins" / "module_utils" / "s3_transfer.py"
+ENGINE = REPO_ROOT / "tests" / "support" / "s3_cli.py"
 DOCS = REPO_ROOT / "docs" / "benchmarks.md"
 SECTION = "## Model hydration (S3)"
 MiB = 1024 * 1024
@@ -288,7 +288,7 @@ def report(
         SECTION,
         "",
         "Copying a model from S3 onto local disk: `s5cmd`, `rclone`, boto3's `download_file` and our engine "
-        "(`plugins/module_utils/s3_transfer.py`, SHA-256 of every part checked against the manifest) from one "
+        "(`plugins/module_utils/s3_model_transfer.py` run by `tests/support/s3_cli.py`, SHA-256 of every part checked against the manifest) from one "
         "SeaweedFS on loopback. Method and script: `benchmarks/hydrate/`.",
         "",
         "```console",

@@ -4,8 +4,16 @@
 
 
 class ModuleDocFragment:
-    # Object-store options of the modules built on plugins/module_utils/s3_transfer.py.
+    # Object-store options and shared attributes of the modules built on the model transfer engine
+    # (plugins/module_utils/s3_client.py, model_manifest.py, s3_model_transfer.py).
     DOCUMENTATION = r"""
+attributes:
+  check_mode:
+    support: full
+  idempotent:
+    support: full
+    description:
+      - When run twice in a row outside check mode, with the same arguments and an unchanged source, the second run changes nothing.
 options:
   bucket:
     description: The bucket that holds C(models/<key>/) and C(manifests/models/<key>.json).

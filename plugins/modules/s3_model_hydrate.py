@@ -22,20 +22,12 @@ description:
   - Free space is checked before anything is written.
 author:
   - Oceanid fleet maintainers (@oceanid)
-extends_documentation_fragment:
-  - oceanid.fleet.s3
-  - ansible.builtin.action_common_attributes
-  - oceanid.fleet.action_group
+extends_documentation_fragment: [oceanid.fleet.s3, ansible.builtin.action_common_attributes, oceanid.fleet.action_group]
 attributes:
   check_mode:
-    support: full
     details: Reports the plan (files and bytes to fetch, files to delete) without touching O(dest).
   diff_mode:
     support: full
-  idempotent:
-    support: full
-    description:
-      - When run twice in a row outside check mode, with the same arguments and an unchanged source, the second run changes nothing.
 options:
   model_key:
     description:
@@ -137,67 +129,46 @@ requests:
   type: dict
 """
 
-import traceback
+import os
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.oceanid.fleet.plugins.module_utils import s3_transfer
-from ansible_collections.oceanid.fleet.plugins.module_utils.s3_args import S3_COMMON_ARGUMENT_SPEC, s3_client
+from ansible_collections.oceanid.fleet.plugins.module_utils.s3_args import fail, run_transfer, s3_module
+from ansible_collections.oceanid.fleet.plugins.module_utils.s3_model_transfer import hydrate
 
 
 def main():
-    argument_spec = dict(S3_COMMON_ARGUMENT_SPEC)
-    argument_spec.update(
-        model_key={"type": "str", "no_log": False},
-        prefix={"type": "str"},
-        dest={"type": "path", "required": True},
-        delete_extra={"type": "bool", "default": False},
-        part_size={"type": "int"},
-    )
-    module = AnsibleModule(
-        argument_spec=argument_spec,
-        supports_check_mode=True,
+    module = s3_module(
+        {
+            "model_key": {"type": "str", "no_log": False},
+            "prefix": {"type": "str"},
+            "dest": {"type": "path", "required": True},
+            "delete_extra": {"type": "bool", "default": False},
+            "part_size": {"type": "int"},
+        },
         mutually_exclusive=[("model_key", "prefix")],
         required_one_of=[("model_key", "prefix")],
     )
     params = module.params
     if params["part_size"] is not None and params["part_size"] < 1024:
-        module.fail_json(msg="part_size must be at least 1024 bytes, got %d" % params["part_size"])
-    client = s3_client(module)
-    try:
-        result = s3_transfer.hydrate(
-            client,
-            params["bucket"],
-            params["dest"],
-            model_key=params["model_key"],
-            prefix=params["prefix"],
-            delete_extra=params["delete_extra"],
-            concurrency=params["concurrency"],
-            part_size=params["part_size"],
-            check_only=module.check_mode,
-        )
-    except s3_transfer.VerificationError as exc:
-        module.fail_json(
-            msg="%s; %s was left as it was" % (exc, params["dest"]),
-            path=exc.path,
-            expected=exc.expected,
-            actual=exc.actual,
-            requests=client.stats,
-        )
-    except s3_transfer.TransferError as exc:
-        module.fail_json(msg="%s; %s was left as it was" % (exc, params["dest"]), requests=client.stats)
-    except OSError as exc:
-        module.fail_json(
-            msg="writing %s failed: %s; it was left as it was" % (params["dest"], exc), exception=traceback.format_exc()
-        )
-    result["requests"] = client.stats
+        fail(module, "part_size must be at least 1024 bytes, got %d" % params["part_size"])
+    dest = params["dest"]
+    result = run_transfer(
+        module,
+        hydrate,
+        dest,
+        "%s was left as it was" % dest if os.path.lexists(dest) else "nothing was written to %s" % dest,
+        "writing",
+        model_key=params["model_key"],
+        prefix=params["prefix"],
+        delete_extra=params["delete_extra"],
+        part_size=params["part_size"],
+    )
     if module._diff:
         # Before: the files that go away; after: the files that arrive (new or replaced).
         result["diff"] = {
             "before": "".join("%s\n" % p for p in result["plan"]["delete"]),
             "after": "".join("%s\n" % p for p in result["plan"]["fetch"]),
-            "before_header": "%s: removed" % params["dest"],
-            "after_header": "%s: fetched" % params["dest"],
+            "before_header": "%s: removed" % dest,
+            "after_header": "%s: fetched" % dest,
         }
     module.exit_json(**result)
 

@@ -18,20 +18,12 @@ description:
   - Idempotent; an unchanged directory uploads nothing and rewrites nothing.
 author:
   - Oceanid fleet maintainers (@oceanid)
-extends_documentation_fragment:
-  - oceanid.fleet.s3
-  - ansible.builtin.action_common_attributes
-  - oceanid.fleet.action_group
+extends_documentation_fragment: [oceanid.fleet.s3, ansible.builtin.action_common_attributes, oceanid.fleet.action_group]
 attributes:
   check_mode:
-    support: full
     details: Hashes the files and reports what would be uploaded, without writing to the bucket.
   diff_mode:
     support: none
-  idempotent:
-    support: full
-    description:
-      - When run twice in a row outside check mode, with the same arguments and an unchanged source, the second run changes nothing.
 options:
   src:
     description: The model directory on the host the module runs on.
@@ -97,49 +89,40 @@ seconds:
   type: float
 """
 
-import traceback
-
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.oceanid.fleet.plugins.module_utils import s3_transfer
-from ansible_collections.oceanid.fleet.plugins.module_utils.s3_args import S3_COMMON_ARGUMENT_SPEC, s3_client
+from ansible_collections.oceanid.fleet.plugins.module_utils.model_manifest import DEFAULT_PART_SIZE
+from ansible_collections.oceanid.fleet.plugins.module_utils.s3_args import fail, run_transfer, s3_module
+from ansible_collections.oceanid.fleet.plugins.module_utils.s3_model_transfer import ingest
 
 
 def main():
-    argument_spec = dict(S3_COMMON_ARGUMENT_SPEC)
-    argument_spec.update(
-        src={"type": "path", "required": True},
-        model_key={"type": "str", "required": True, "no_log": False},
-        label={"type": "str"},
-        tags={"type": "dict", "default": {}},
-        part_size={"type": "int", "default": s3_transfer.DEFAULT_PART_SIZE},
+    module = s3_module(
+        {
+            "src": {"type": "path", "required": True},
+            "model_key": {"type": "str", "required": True, "no_log": False},
+            "label": {"type": "str"},
+            "tags": {"type": "dict", "default": {}},
+            "part_size": {"type": "int", "default": DEFAULT_PART_SIZE},
+        }
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
     segments = params["model_key"].strip("/").split("/")
     if not all(segments) or any(segment in (".", "..") for segment in segments):
-        module.fail_json(
-            msg="model_key %r must be a key such as ner-distilbert, or ner-distilbert/3 for a numbered version"
-            % params["model_key"]
+        fail(
+            module,
+            "model_key %r must be a key such as ner-distilbert, or ner-distilbert/3 for a numbered version"
+            % params["model_key"],
         )
-    client = s3_client(module)
-    try:
-        result = s3_transfer.ingest(
-            client,
-            params["bucket"],
-            params["src"],
-            params["model_key"].strip("/"),
-            label=params["label"],
-            tags=params["tags"],
-            part_size=params["part_size"],
-            concurrency=params["concurrency"],
-            check_only=module.check_mode,
-        )
-    except s3_transfer.TransferError as exc:
-        module.fail_json(msg=str(exc), requests=client.stats)
-    except OSError as exc:
-        module.fail_json(msg="reading %s failed: %s" % (params["src"], exc), exception=traceback.format_exc())
-    result["requests"] = client.stats
+    result = run_transfer(
+        module,
+        ingest,
+        params["src"],
+        None,
+        "reading",
+        model_key=params["model_key"].strip("/"),
+        label=params["label"],
+        tags=params["tags"],
+        part_size=params["part_size"],
+    )
     module.exit_json(**result)
 
 

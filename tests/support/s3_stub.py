@@ -12,7 +12,8 @@ import json
 import threading
 import urllib.parse
 
-from ansible_collections.oceanid.fleet.plugins.module_utils import s3_transfer as t
+from ansible_collections.oceanid.fleet.plugins.module_utils import model_manifest as mm
+from ansible_collections.oceanid.fleet.plugins.module_utils import s3_client as c
 
 
 def tree(path):
@@ -21,13 +22,18 @@ def tree(path):
 
 
 class StubS3(http.server.ThreadingHTTPServer):
-    """Objects in a dict; HEAD, GET (with Range), ListObjectsV2; counts requests. Not a signature checker."""
+    """Objects in a dict; HEAD, GET (with Range), ListObjectsV2; counts requests. Not a signature checker.
+
+    ``bucket_exists = False`` answers 404 for everything (as for a missing bucket); ``refuse = True`` answers 403
+    (no body for HEAD, as S3 does for refused credentials)."""
 
     daemon_threads = True
 
     def __init__(self):
         self.objects: dict[str, bytes] = {}
         self.requests: list[tuple[str, str]] = []
+        self.bucket_exists = True
+        self.refuse = False
         super().__init__(("127.0.0.1", 0), StubHandler)
         threading.Thread(target=self.serve_forever, daemon=True).start()
 
@@ -40,12 +46,12 @@ class StubS3(http.server.ThreadingHTTPServer):
         for path, data in files.items():
             self.objects["models/%s/%s" % (key, path)] = data
             parts = [hashlib.sha256(data[i : i + part_size]).hexdigest() for i in range(0, len(data), part_size)] or [
-                t.EMPTY_SHA256
+                c.EMPTY_SHA256
             ]
             entries.append(
                 {"path": path, "size": len(data), "sha256": hashlib.sha256(data).hexdigest(), "parts": parts}
             )
-        manifest = {"format": t.MANIFEST_FORMAT, "key": key, "part_size": part_size, "files": entries}
+        manifest = {"format": mm.MANIFEST_FORMAT, "key": key, "part_size": part_size, "files": entries}
         self.objects["manifests/models/%s.json" % key] = json.dumps(manifest).encode()
 
 
@@ -74,7 +80,11 @@ class StubHandler(http.server.BaseHTTPRequestHandler):
         key, _query = self._key()
         self.server.requests.append(("HEAD", key))
         data = self.server.objects.get(key)
-        if data is None:
+        if self.server.refuse:
+            self._send(403)
+        elif key == "" and self.server.bucket_exists:
+            self._send(200)
+        elif data is None or not self.server.bucket_exists:
             self._send(404)
         else:
             self._send(200, data, {"ETag": '"%s"' % hashlib.md5(data).hexdigest()})

@@ -10,8 +10,9 @@ is READY. A version that fails to load is moved out of the repository again (the
 serving), recorded as bad in the status file, and not retried until its source changes. Old versions
 beyond ``keep`` are removed after the new one serves.
 
-The transfer engine (s3_transfer.py) and the Triton client (triton.py) are the collection's own
-module_utils files, installed beside this program; there is no second copy of their logic.
+The transfer engine (s3_client.py, model_manifest.py, s3_model_transfer.py) and the Triton client
+(triton.py) are the collection's own module_utils files, installed beside this program; there is no second
+copy of their logic.
 """
 
 import argparse
@@ -25,7 +26,9 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import s3_transfer
+import model_manifest
+import s3_client
+import s3_model_transfer
 import triton
 
 
@@ -68,12 +71,12 @@ class Puller:
     def __init__(self, config):
         self.config = config
         source = config["source"]
-        endpoint = s3_transfer.S3Endpoint(
+        endpoint = s3_client.S3Endpoint(
             source.get("endpoint_url") or None,
             source.get("region") or None,
             verify_tls=source.get("validate_certs", True),
         )
-        self.s3 = s3_transfer.S3Client(endpoint, max_connections=config.get("concurrency", 16))
+        self.s3 = s3_client.S3Client(endpoint, max_connections=config.get("concurrency", 16))
         self.bucket = source["bucket"]
         self.triton = triton.TritonClient(config["triton"]["url"], timeout=10.0)
         self.repository = config["triton"]["repository"]
@@ -120,7 +123,7 @@ class Puller:
         record = self.status["models"].setdefault(name, {"bad_versions": {}})
         record["last_check"] = now()
         model_dir = os.path.join(self.repository, name)
-        versions = s3_transfer.list_versions(self.s3, self.bucket, key)
+        versions = model_manifest.list_versions(self.s3, self.bucket, key)
         if not versions:
             record["last_error"] = "no numbered version under s3://%s/models/%s/ or manifests/models/%s/" % (
                 self.bucket,
@@ -142,7 +145,8 @@ class Puller:
 
         staged = os.path.join(self.staging, name, str(newest))
         log("pulling", model=name, version=newest, source=kind)
-        result = s3_transfer.hydrate(
+        s3_model_transfer.require_same_filesystem(staged, model_dir, "staging_dir")  # refused before any byte
+        result = s3_model_transfer.hydrate(
             self.s3,
             self.bucket,
             staged,
@@ -229,7 +233,7 @@ class Puller:
             try:
                 if not self.pull(model):
                     failures += 1
-            except (s3_transfer.TransferError, triton.TritonError, OSError) as exc:
+            except (s3_client.TransferError, triton.TritonError, OSError) as exc:
                 failures += 1
                 self.status["models"].setdefault(model["name"], {"bad_versions": {}})["last_error"] = str(exc)
                 log("pull failed", model=model["name"], error=str(exc))

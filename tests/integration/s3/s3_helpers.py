@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ansible_collections.oceanid.fleet.plugins.module_utils import s3_transfer
+from ansible_collections.oceanid.fleet.plugins.module_utils import s3_client, s3_model_transfer
 from tests.support.seaweedfs import CountingProxy, SeaweedS3
 
 MiB = 1024 * 1024
@@ -72,17 +72,17 @@ class S3Case:
     proxy: CountingProxy
     bucket: str
 
-    def endpoint(self, through_proxy: bool = True) -> s3_transfer.S3Endpoint:
-        return s3_transfer.S3Endpoint(
+    def endpoint(self, through_proxy: bool = True) -> s3_client.S3Endpoint:
+        return s3_client.S3Endpoint(
             endpoint_url=self.proxy.url if through_proxy else self.seaweed.endpoint_url,
             region=self.seaweed.region,
             access_key=self.seaweed.access_key,
             secret_key=self.seaweed.secret_key,
         )
 
-    def client(self, through_proxy: bool = True, retries: int = 4) -> s3_transfer.S3Client:
+    def client(self, through_proxy: bool = True, retries: int = 4) -> s3_client.S3Client:
         """A fresh engine client (fresh stats), through the counting proxy unless told otherwise."""
-        return s3_transfer.S3Client(self.endpoint(through_proxy), max_connections=32, retries=retries)
+        return s3_client.S3Client(self.endpoint(through_proxy), max_connections=32, retries=retries)
 
     @property
     def boto(self):
@@ -90,12 +90,12 @@ class S3Case:
         return self.seaweed.boto3_client()
 
     def ingest(self, src: Path, model_key: str = "m1", **kwargs) -> dict:
-        return s3_transfer.ingest(self.client(), self.bucket, str(src), model_key=model_key, **kwargs)
+        return s3_model_transfer.ingest(self.client(), self.bucket, str(src), model_key=model_key, **kwargs)
 
     def hydrate(self, dest: Path, model_key: str | None = "m1", **kwargs) -> dict:
         if "prefix" in kwargs:
             model_key = None
-        return s3_transfer.hydrate(self.client(), self.bucket, str(dest), model_key=model_key, **kwargs)
+        return s3_model_transfer.hydrate(self.client(), self.bucket, str(dest), model_key=model_key, **kwargs)
 
     def manifest(self, model_key: str = "m1") -> dict:
         import json  # pylint: disable=import-outside-toplevel

@@ -1,7 +1,7 @@
 # Copyright: (c) 2025, Oceanid fleet maintainers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The model transfer engine (module_utils/s3_transfer) and its two modules against a real S3 server.
+"""The model transfer engine (module_utils/s3_client, model_manifest, s3_model_transfer) and its two modules against a real S3 server.
 
 Every test gets its own bucket on the module's SeaweedFS; the engine talks to it through the counting
 proxy, so tests can prove which requests were (not) made and inject corruption and interruptions.
@@ -20,11 +20,11 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.oceanid.fleet.plugins.module_utils import s3_transfer
+from ansible_collections.oceanid.fleet.plugins.module_utils import s3_model_transfer
 from tests.integration.s3.s3_helpers import MiB, beside, digests, part_digests, sha256_file, snapshot, write_tree
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
-ENGINE = REPO_ROOT / "plugins" / "module_utils" / "s3_transfer.py"
+ENGINE = REPO_ROOT / "tests" / "support" / "s3_cli.py"
 
 MODEL = {
     "config.pbtxt": b'name: "m"\nbackend: "python"\n',
@@ -157,7 +157,7 @@ def test_object_changed_behind_the_manifest_fails_and_leaves_dest_as_it_was(s3, 
     assert s3.manifest()["files"] == v2
     before, state_before = snapshot(dest), (dest.parent / _state_name(dest)).read_bytes()
 
-    with pytest.raises(s3_transfer.VerificationError) as failure:
+    with pytest.raises(s3_model_transfer.VerificationError) as failure:
         s3.hydrate(dest)
     error = failure.value
     assert error.path == "1/model.onnx"
@@ -177,7 +177,7 @@ def test_bytes_corrupted_in_transit_fail_and_publish_nothing(s3, tmp_path):
     s3.ingest(src)
     s3.proxy.corrupt_keys = {"models/m1/1/vocab.txt"}
     dest = tmp_path / "dest"
-    with pytest.raises(s3_transfer.VerificationError) as failure:
+    with pytest.raises(s3_model_transfer.VerificationError) as failure:
         s3.hydrate(dest)
     assert failure.value.path == "1/vocab.txt"
     assert failure.value.expected == hashlib.sha256((src / "1/vocab.txt").read_bytes()).hexdigest()
@@ -208,7 +208,7 @@ def test_interrupted_download_fails_cleanly_then_resumes_without_refetching(s3, 
     else:
         s3.proxy.fail_after_bytes = cut_at  # hang up, then refuse every request
 
-    with pytest.raises(s3_transfer.TransferError) as failure:
+    with pytest.raises(s3_model_transfer.TransferError) as failure:
         s3.hydrate(dest, concurrency=2)
     message = str(failure.value)
     assert s3.proxy.url in message, f"the error should name the endpoint: {message}"
@@ -246,7 +246,7 @@ def test_not_enough_space_is_refused_before_writing(s3, tmp_path, small_filesyst
     free_before = os.statvfs(small_filesystem).f_bfree
     s3.proxy.reset()
 
-    with pytest.raises(s3_transfer.SpaceError) as failure:
+    with pytest.raises(s3_model_transfer.SpaceError) as failure:
         s3.hydrate(dest)
     assert str(dest) in str(failure.value)
     assert snapshot(dest) == before

@@ -11,11 +11,16 @@ import datetime
 import hashlib
 import os
 import re
+import shutil
+import subprocess
+import sys
 from unittest import mock
 
 import pytest
 
-from ansible_collections.oceanid.fleet.plugins.module_utils import s3_transfer as t
+from ansible_collections.oceanid.fleet.plugins.module_utils import model_manifest as mm
+from ansible_collections.oceanid.fleet.plugins.module_utils import s3_client as c
+from ansible_collections.oceanid.fleet.plugins.module_utils import s3_model_transfer as t
 from tests.support.s3_stub import StubS3, tree
 
 FIXED_NOW = datetime.datetime(2026, 11, 22, 12, 0, 0, tzinfo=datetime.UTC)
@@ -28,11 +33,11 @@ def frozen_clock(monkeypatch):
         def now(cls, tz=None):
             return FIXED_NOW
 
-    monkeypatch.setattr(t.datetime, "datetime", FixedDatetime)
+    monkeypatch.setattr(c.datetime, "datetime", FixedDatetime)
 
 
 def endpoint(url="http://127.0.0.1:8333", **kwargs):
-    return t.S3Endpoint(url, "eu-west-1", "AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", **kwargs)
+    return c.S3Endpoint(url, "eu-west-1", "AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", **kwargs)
 
 
 # --- SigV4 -------------------------------------------------------------------------------------
@@ -54,7 +59,7 @@ def test_signature_matches_botocore(frozen_clock, method, key, query, body):
     from botocore.credentials import Credentials
 
     ep = endpoint()
-    client = t.S3Client(ep)
+    client = c.S3Client(ep)
     headers = {}
     # botocore signs the payload's digest over plain HTTP (our client sends UNSIGNED-PAYLOAD for GETs,
     # which S3 accepts; what is compared here is the canonical request and the key derivation).
@@ -77,7 +82,7 @@ def test_signature_matches_botocore(frozen_clock, method, key, query, body):
 
 
 def test_virtual_hosted_addressing_for_aws():
-    ep = t.S3Endpoint(None, "us-east-2", "AK", "SK")
+    ep = c.S3Endpoint(None, "us-east-2", "AK", "SK")
     assert ep.addressing_style == "virtual"
     assert ep.host_header("assets") == "assets.s3.us-east-2.amazonaws.com"
     assert ep.path("assets", "models/x y") == "/models/x%20y"
@@ -97,14 +102,14 @@ def test_bad_endpoint_url_is_named(url):
 
 def test_credentials_must_come_in_pairs():
     with pytest.raises(t.TransferError, match="both access_key and secret_key"):
-        t.resolve_credentials("AK", None)
+        c.resolve_credentials("AK", None)
 
 
 def test_credentials_from_environment(monkeypatch):
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "envkey")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "envsecret")
     monkeypatch.setenv("AWS_SESSION_TOKEN", "tok")
-    assert t.resolve_credentials() == ("envkey", "envsecret", "tok")
+    assert c.resolve_credentials() == ("envkey", "envsecret", "tok")
 
 
 # --- manifests, plans, spans ---------------------------------------------------------------------
@@ -121,21 +126,21 @@ def test_credentials_from_environment(monkeypatch):
 )
 def test_manifest_validation_names_the_problem(files, message):
     with pytest.raises(t.SourceError, match=message):
-        t._validate_manifest({"files": files}, "s3://b/manifests/models/m.json")  # pylint: disable=protected-access
+        mm.validate_manifest({"files": files}, "s3://b/manifests/models/m.json")  # pylint: disable=protected-access
 
 
 def test_hash_file_parts(tmp_path):
     data = os.urandom(2500)
     (tmp_path / "f").write_bytes(data)
-    whole, parts = t.hash_file(tmp_path / "f", 1000)
+    whole, parts = mm.hash_file(tmp_path / "f", 1000)
     assert whole == hashlib.sha256(data).hexdigest()
     assert parts == [hashlib.sha256(data[i : i + 1000]).hexdigest() for i in (0, 1000, 2000)]
     (tmp_path / "empty").write_bytes(b"")
-    assert t.hash_file(tmp_path / "empty", 1000) == (t.EMPTY_SHA256, [t.EMPTY_SHA256])
+    assert mm.hash_file(tmp_path / "empty", 1000) == (c.EMPTY_SHA256, [c.EMPTY_SHA256])
 
 
 def wanted_for(path, data, part_size):
-    whole, parts = t.hash_file(path, part_size) if os.path.exists(path) else (hashlib.sha256(data).hexdigest(), None)
+    whole, parts = mm.hash_file(path, part_size) if os.path.exists(path) else (hashlib.sha256(data).hexdigest(), None)
     return t._Wanted(os.path.basename(path), "models/m/" + os.path.basename(path), len(data), whole, parts)  # pylint: disable=protected-access
 
 
@@ -205,7 +210,7 @@ def stub():
 
 
 def client_for(stub_server):
-    return t.S3Client(t.S3Endpoint(stub_server.url, "us-east-1", "AK", "SK"), retries=0)
+    return c.S3Client(c.S3Endpoint(stub_server.url, "us-east-1", "AK", "SK"), retries=0)
 
 
 def test_hydrate_publishes_verifies_and_then_makes_no_get(stub, tmp_path):
@@ -274,7 +279,7 @@ def test_list_versions(stub):
             "models/ner/012/x": b"x",
         }
     )
-    assert t.list_versions(client_for(stub), "bucket", "ner") == [(1, "manifest"), (3, "prefix"), (12, "manifest")]
+    assert mm.list_versions(client_for(stub), "bucket", "ner") == [(1, "manifest"), (3, "prefix"), (12, "manifest")]
 
 
 def test_dest_that_is_a_file_is_refused(stub, tmp_path):
@@ -283,3 +288,58 @@ def test_dest_that_is_a_file_is_refused(stub, tmp_path):
     with pytest.raises(t.TransferError, match="not a directory"):
         t.hydrate(client_for(stub), "bucket", str(tmp_path / "m"), model_key="m")
     assert (tmp_path / "m").read_text() == "not a directory"
+
+
+def test_a_missing_bucket_is_named_not_the_manifest(stub, tmp_path):
+    stub.bucket_exists = False
+    with pytest.raises(t.SourceError, match="bucket bucket does not exist") as err:
+        t.hydrate(client_for(stub), "bucket", str(tmp_path / "m"), model_key="m")
+    assert "ingest" not in str(err.value)
+
+
+def test_a_refused_head_says_credentials_or_signature(stub, tmp_path):
+    stub.refuse = True
+    with pytest.raises(t.SourceError, match="HTTP 403: the server refused the credentials or the signature"):
+        t.hydrate(client_for(stub), "bucket", str(tmp_path / "m"), model_key="m")
+
+
+def test_a_mount_point_dest_is_refused_before_any_request(stub, tmp_path, monkeypatch):
+    (tmp_path / "vol").mkdir()
+    real_ismount = os.path.ismount
+    monkeypatch.setattr(os.path, "ismount", lambda p: p == str(tmp_path / "vol") or real_ismount(p))
+    with pytest.raises(t.TransferError, match="is a mount point.*nothing was written"):
+        t.hydrate(client_for(stub), "bucket", str(tmp_path / "vol"), model_key="m")
+    assert stub.requests == [] and sorted(os.listdir(tmp_path)) == ["vol"]
+
+
+def test_require_same_filesystem(tmp_path, monkeypatch):
+    t.require_same_filesystem(str(tmp_path / "a" / "b"), str(tmp_path / "c"), "staging")
+    real_stat = os.stat
+
+    def fake_stat(path, *args, **kwargs):
+        st = real_stat(path, *args, **kwargs)
+        return os.stat_result((*st[:2], st.st_dev + 1, *st[3:])) if str(path) == str(tmp_path / "c") else st
+
+    (tmp_path / "c").mkdir()
+    monkeypatch.setattr(os, "stat", fake_stat)
+    with pytest.raises(t.TransferError, match="staging .* are on different filesystems"):
+        t.require_same_filesystem(str(tmp_path / "a" / "b"), str(tmp_path / "c"), "staging")
+
+
+def test_the_engine_files_work_as_plain_modules_beside_the_puller(stub, tmp_path):
+    """The puller installs s3_client.py, model_manifest.py and s3_model_transfer.py beside itself and imports
+    them as plain modules: no package, no ansible_collections (an installed collection must not be used)."""
+    stub.put_model("m", {"a.bin": b"aaaa"})
+    beside = tmp_path / "opt"
+    beside.mkdir()
+    for module in (c, mm, t):
+        shutil.copy(module.__file__, beside)
+    program = (
+        "import sys; import s3_client, s3_model_transfer; "
+        "client = s3_client.S3Client(s3_client.S3Endpoint(%r, 'us-east-1', 'AK', 'SK')); "
+        "result = s3_model_transfer.hydrate(client, 'bucket', %r, model_key='m'); "
+        "assert result['changed'] and result['files_fetched'] == 1, result; "
+        "assert not [m for m in sys.modules if m.startswith('ansible')], sorted(sys.modules)"
+    ) % (stub.url, str(tmp_path / "dest"))
+    subprocess.run([sys.executable, "-c", program], cwd=str(beside), check=True, env={"PATH": os.environ["PATH"]})
+    assert tree(tmp_path / "dest") == {"a.bin": b"aaaa"}

@@ -72,9 +72,37 @@ def test_hydrate_verification_failure_names_file_and_digests(stub, capsys, tmp_p
     stub.put_model("m", {"w.bin": b"good"})
     stub.objects["models/m/w.bin"] = b"evil"
     failed, result = run(s3_model_hydrate, capsys, **common(stub), model_key="m", dest=str(tmp_path / "d"))
-    assert failed and "w.bin" in result["msg"] and "was left as it was" in result["msg"]
+    assert failed and "w.bin" in result["msg"] and "nothing was written to %s" % (tmp_path / "d") in result["msg"]
     assert result["path"] == "w.bin" and result["expected"] != result["actual"]
+    assert result["changed"] is False and result["requests"]["GET"] >= 1
     assert not (tmp_path / "d").exists()
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "old.bin").write_bytes(b"old")
+    failed, result = run(s3_model_hydrate, capsys, **common(stub), model_key="m", dest=str(tmp_path / "d"))
+    assert failed and "%s was left as it was" % (tmp_path / "d") in result["msg"]
+    assert tree(tmp_path / "d") == {"old.bin": b"old"}
+
+
+@pytest.mark.parametrize(
+    "setup,message",
+    [
+        ({"bucket_exists": False}, "bucket b does not exist on http://127.0.0.1:"),
+        ({"refuse": True}, "HTTP 403: the server refused the credentials or the signature"),
+    ],
+)
+def test_hydrate_failures_say_why_and_report_no_change(stub, capsys, tmp_path, setup, message):
+    stub.put_model("m", {"w.bin": b"good"})
+    for name, value in setup.items():
+        setattr(stub, name, value)
+    failed, result = run(s3_model_hydrate, capsys, **common(stub), model_key="m", dest=str(tmp_path / "d"))
+    assert failed and message in result["msg"] and "ingest" not in result["msg"]
+    assert result["changed"] is False and isinstance(result["requests"], dict) and result["requests"]["HEAD"] >= 1
+
+
+def test_input_errors_report_no_change_and_no_requests(stub, capsys, tmp_path):
+    failed, result = run(s3_model_hydrate, capsys, **common(stub), model_key="m", dest=str(tmp_path), concurrency=0)
+    assert failed and result["changed"] is False and result["requests"] == dict.fromkeys(result["requests"], 0)
+    assert result["requests"]
 
 
 @pytest.mark.parametrize("key", ["", "a//b", "../x", "a/./b"])

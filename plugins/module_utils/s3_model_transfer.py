@@ -23,48 +23,33 @@ Guarantees of hydrate():
 * Free space is checked before the first byte is written.
 """
 
-import argparse
 import concurrent.futures
 import ctypes
 import ctypes.util
 import datetime
 import errno
 import hashlib
-import hmac
 import http.client
 import json
 import os
-import random
 import shutil
-import ssl
 import stat
-import sys
 import threading
 import time
-import urllib.parse
 import xml.etree.ElementTree as ET
 
-MANIFEST_FORMAT = "oceanid.model-manifest/1"
+try:
+    from . import model_manifest
+    from .s3_client import S3_NS, SourceError, TransferError
+except ImportError:  # plain modules beside the model puller, not in a package
+    import model_manifest
+    from s3_client import S3_NS, SourceError, TransferError
+
 STATE_FORMAT = "oceanid.hydrate-state/1"
-DEFAULT_PART_SIZE = 8 * 1024 * 1024
-MIN_MULTIPART_PART = 5 * 1024 * 1024  # S3's smallest part (all but the last)
-MAX_PARTS = 10000  # S3's most parts per upload
 DEFAULT_REQUEST_SIZE = 32 * 1024 * 1024  # bytes per ranged GET (several manifest parts)
 STREAM_CHUNK = 1024 * 1024
 SPACE_MARGIN = 16 * 1024 * 1024  # kept free beyond what a hydrate writes
-UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
-EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
-_S3_NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
-_RETRY_STATUS = (500, 502, 503, 504)
 _RENAME_EXCHANGE = 2
-
-
-class TransferError(Exception):
-    """A transfer failed; the message says what, where, and what was expected."""
-
-
-class SourceError(TransferError):
-    """The object store could not be read or written (unreachable, denied, missing object)."""
 
 
 class SpaceError(TransferError):
@@ -79,369 +64,6 @@ class VerificationError(TransferError):
         self.path = path
         self.expected = expected
         self.actual = actual
-
-
-# --------------------------------------------------------------------------------------------------
-# Credentials and endpoint
-# --------------------------------------------------------------------------------------------------
-
-
-class S3Endpoint:
-    """Where the object store is and who we are there.
-
-    endpoint_url: ``http(s)://host[:port]`` of an S3-compatible server; empty for AWS S3 in ``region``.
-    Credentials not given here come from the environment or, when botocore is installed, its chain.
-    """
-
-    def __init__(
-        self,
-        endpoint_url=None,
-        region=None,
-        access_key=None,
-        secret_key=None,
-        session_token=None,
-        verify_tls=True,
-        ca_bundle=None,
-        addressing_style="auto",
-    ):
-        self.region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-        self.endpoint_url = (endpoint_url or "https://s3.%s.amazonaws.com" % self.region).rstrip("/")
-        parsed = urllib.parse.urlsplit(self.endpoint_url)
-        if parsed.scheme not in ("http", "https") or not parsed.hostname:
-            raise TransferError("endpoint_url %r must look like http(s)://host[:port]" % endpoint_url)
-        self.scheme = parsed.scheme
-        self.host = parsed.hostname
-        self.port = parsed.port or (443 if parsed.scheme == "https" else 80)
-        self.base_path = parsed.path.rstrip("/")
-        self.verify_tls = verify_tls
-        self.ca_bundle = ca_bundle
-        if addressing_style == "auto":
-            addressing_style = "virtual" if endpoint_url is None else "path"
-        self.addressing_style = addressing_style
-        self.access_key, self.secret_key, self.session_token = resolve_credentials(
-            access_key, secret_key, session_token
-        )
-
-    def host_header(self, bucket):
-        default_port = (self.scheme == "https" and self.port == 443) or (self.scheme == "http" and self.port == 80)
-        host = self.host if default_port else "%s:%d" % (self.host, self.port)
-        return "%s.%s" % (bucket, host) if self.addressing_style == "virtual" else host
-
-    def path(self, bucket, key=""):
-        quoted = urllib.parse.quote(key, safe="/~")
-        if self.addressing_style == "virtual":
-            return "%s/%s" % (self.base_path, quoted)
-        return "%s/%s/%s" % (self.base_path, bucket, quoted) if key else "%s/%s" % (self.base_path, bucket)
-
-
-def resolve_credentials(access_key=None, secret_key=None, session_token=None):
-    """Explicit keys, then AWS_* environment variables, then botocore's chain (profiles, instance roles)."""
-    if access_key and secret_key:
-        return access_key, secret_key, session_token
-    if access_key or secret_key:
-        raise TransferError(
-            "give both access_key and secret_key, or neither (to use the environment or an instance profile)"
-        )
-    env_key, env_secret = os.environ.get("AWS_ACCESS_KEY_ID"), os.environ.get("AWS_SECRET_ACCESS_KEY")
-    if env_key and env_secret:
-        return env_key, env_secret, os.environ.get("AWS_SESSION_TOKEN")
-    try:
-        import botocore.session  # pylint: disable=import-outside-toplevel
-    except ImportError:
-        raise TransferError(
-            "no S3 credentials: set access_key/secret_key or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY "
-            "(install botocore to use profiles and instance roles)"
-        )
-    credentials = botocore.session.get_session().get_credentials()
-    if credentials is None:
-        raise TransferError("no S3 credentials found in options, environment, AWS profiles or instance metadata")
-    frozen = credentials.get_frozen_credentials()
-    return frozen.access_key, frozen.secret_key, frozen.token
-
-
-# --------------------------------------------------------------------------------------------------
-# A lean, thread-safe S3 client: SigV4 over keep-alive connections, one per thread
-# --------------------------------------------------------------------------------------------------
-
-
-def _quote(value):
-    return urllib.parse.quote(value, safe="-_.~")
-
-
-class S3Response:
-    """Status, headers and (unless streamed) the body of one request."""
-
-    def __init__(self, status, headers, body=b""):
-        self.status = status
-        self.headers = headers
-        self.body = body
-
-
-class S3Client:
-    """Signs and sends S3 requests; retries transport errors and 5xx with backoff; counts what it sends."""
-
-    def __init__(self, endpoint, max_connections=32, retries=4, timeout=60.0, backoff=0.25):
-        self.endpoint = endpoint
-        self.retries = retries
-        self.timeout = timeout
-        self.backoff = backoff
-        self.max_connections = max_connections
-        self._local = threading.local()
-        self._lock = threading.Lock()
-        self._signing_keys = {}
-        self.stats = {"GET": 0, "HEAD": 0, "PUT": 0, "POST": 0, "LIST": 0, "DELETE": 0}
-        self.bytes_received = 0
-        self.bytes_sent = 0
-        if endpoint.scheme == "https":
-            self._ssl = ssl.create_default_context(cafile=endpoint.ca_bundle)
-            if not endpoint.verify_tls:
-                self._ssl.check_hostname = False
-                self._ssl.verify_mode = ssl.CERT_NONE
-        else:
-            self._ssl = None
-
-    # -- connections ---------------------------------------------------------------------------
-    def _connection(self, bucket):
-        host = self.endpoint.host_header(bucket).split(":")[0]
-        pool = getattr(self._local, "connections", None)
-        if pool is None:
-            pool = self._local.connections = {}
-        conn = pool.get(host)
-        if conn is None:
-            if self._ssl is not None:
-                conn = http.client.HTTPSConnection(host, self.endpoint.port, timeout=self.timeout, context=self._ssl)
-            else:
-                conn = http.client.HTTPConnection(host, self.endpoint.port, timeout=self.timeout)
-            pool[host] = conn
-        return conn
-
-    def _drop_connection(self, bucket):
-        host = self.endpoint.host_header(bucket).split(":")[0]
-        conn = getattr(self._local, "connections", {}).pop(host, None)
-        if conn is not None:
-            conn.close()
-
-    # -- signing -------------------------------------------------------------------------------
-    def _signing_key(self, date):
-        key = self._signing_keys.get(date)
-        if key is None:
-            key = ("AWS4" + self.endpoint.secret_key).encode()
-            for part in (date, self.endpoint.region, "s3", "aws4_request"):
-                key = hmac.new(key, part.encode(), hashlib.sha256).digest()
-            self._signing_keys[date] = key
-        return key
-
-    def _sign(self, method, bucket, path, query, headers, payload_hash):
-        now = datetime.datetime.now(datetime.timezone.utc)
-        amz_date, date = now.strftime("%Y%m%dT%H%M%SZ"), now.strftime("%Y%m%d")
-        headers["host"] = self.endpoint.host_header(bucket)
-        headers["x-amz-date"] = amz_date
-        headers["x-amz-content-sha256"] = payload_hash
-        if self.endpoint.session_token:
-            headers["x-amz-security-token"] = self.endpoint.session_token
-        names = sorted(name.lower() for name in headers)
-        lowered = {name.lower(): str(value).strip() for name, value in headers.items()}
-        canonical_query = "&".join("%s=%s" % (_quote(k), _quote(v)) for k, v in sorted(query.items()))
-        canonical = "\n".join(
-            [
-                method,
-                path,
-                canonical_query,
-                "".join("%s:%s\n" % (n, lowered[n]) for n in names),
-                ";".join(names),
-                payload_hash,
-            ]
-        )
-        scope = "%s/%s/s3/aws4_request" % (date, self.endpoint.region)
-        to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()])
-        signature = hmac.new(self._signing_key(date), to_sign.encode(), hashlib.sha256).hexdigest()
-        headers["Authorization"] = "AWS4-HMAC-SHA256 Credential=%s/%s, SignedHeaders=%s, Signature=%s" % (
-            self.endpoint.access_key,
-            scope,
-            ";".join(names),
-            signature,
-        )
-        return canonical_query
-
-    # -- requests ------------------------------------------------------------------------------
-    def request(
-        self,
-        method,
-        bucket,
-        key="",
-        query=None,
-        headers=None,
-        body=b"",
-        payload_hash=None,
-        sink=None,
-        kind=None,
-        expect=(200,),
-    ):
-        """Send one request (with retries). ``sink(response)`` consumes a streamed body instead of reading it.
-
-        Returns an S3Response; raises SourceError for anything not in ``expect`` after retries.
-        """
-        query = dict(query or {})
-        path = self.endpoint.path(bucket, key)
-        kind = kind or method
-        if payload_hash is None:
-            payload_hash = (
-                hashlib.sha256(body).hexdigest() if body else (EMPTY_SHA256 if method != "GET" else UNSIGNED_PAYLOAD)
-            )
-        last_error = None
-        for attempt in range(self.retries + 1):
-            if attempt:
-                time.sleep(self.backoff * (2 ** (attempt - 1)) * (0.5 + random.random()))
-            send_headers = dict(headers or {})
-            canonical_query = self._sign(method, bucket, path, query, send_headers, payload_hash)
-            target = path + ("?" + canonical_query if canonical_query else "")
-            with self._lock:
-                self.stats[kind] = self.stats.get(kind, 0) + 1
-                self.bytes_sent += len(body)
-            conn = self._connection(bucket)
-            try:
-                conn.request(method, target, body=body if body else None, headers=send_headers)
-                response = conn.getresponse()
-                if response.status in _RETRY_STATUS:
-                    response.read()
-                    last_error = "HTTP %d" % response.status
-                    continue
-                if response.status not in expect:
-                    data = response.read()
-                    raise SourceError(
-                        "%s %s/%s on %s: HTTP %d %s"
-                        % (method, bucket, key, self.endpoint.endpoint_url, response.status, _s3_error(data))
-                    )
-                if sink is not None and method != "HEAD":
-                    sink(response)
-                    return S3Response(response.status, response.headers)
-                data = response.read()
-                with self._lock:
-                    self.bytes_received += len(data)
-                return S3Response(response.status, response.headers, data)
-            except (OSError, http.client.HTTPException) as exc:
-                self._drop_connection(bucket)
-                last_error = "%s: %s" % (type(exc).__name__, exc)
-            except BaseException:
-                self._drop_connection(bucket)  # a body may be half read
-                raise
-        raise SourceError(
-            "%s %s/%s on %s failed after %d attempts: %s"
-            % (method, bucket, key, self.endpoint.endpoint_url, self.retries + 1, last_error)
-        )
-
-    def count_received(self, nbytes):
-        with self._lock:
-            self.bytes_received += nbytes
-
-    # -- S3 operations ---------------------------------------------------------------------------
-    def head(self, bucket, key):
-        """Object headers, or None when the object does not exist."""
-        response = self.request("HEAD", bucket, key, expect=(200, 404))
-        return None if response.status == 404 else response.headers
-
-    def get(self, bucket, key, missing_ok=False):
-        response = self.request("GET", bucket, key, expect=(200, 404) if missing_ok else (200,))
-        return None if response.status == 404 else response.body
-
-    def put(self, bucket, key, body, content_type=None, sha256=None):
-        headers = {"Content-Type": content_type} if content_type else {}
-        return self.request(
-            "PUT", bucket, key, headers=headers, body=body, payload_hash=sha256 or hashlib.sha256(body).hexdigest()
-        )
-
-    def delete(self, bucket, key):
-        self.request("DELETE", bucket, key, kind="DELETE", expect=(200, 204, 404))
-
-    def list_objects(self, bucket, prefix):
-        """Every object under ``prefix``: {key: {"size", "etag", "last_modified"}}."""
-        objects, token = {}, None
-        while True:
-            query = {"list-type": "2", "prefix": prefix, "max-keys": "1000"}
-            if token:
-                query["continuation-token"] = token
-            root = ET.fromstring(self.request("GET", bucket, "", query=query, kind="LIST").body)
-            for item in root.iter(_S3_NS + "Contents"):
-                key = item.findtext(_S3_NS + "Key")
-                objects[key] = {
-                    "size": int(item.findtext(_S3_NS + "Size") or 0),
-                    "etag": (item.findtext(_S3_NS + "ETag") or "").strip('"'),
-                    "last_modified": item.findtext(_S3_NS + "LastModified"),
-                }
-            if (root.findtext(_S3_NS + "IsTruncated") or "false").lower() != "true":
-                return objects
-            token = root.findtext(_S3_NS + "NextContinuationToken")
-
-    def close(self):
-        for conn in getattr(self._local, "connections", {}).values():
-            conn.close()
-
-
-def _s3_error(data):
-    try:
-        root = ET.fromstring(data)
-        return "%s: %s" % (root.findtext("Code"), root.findtext("Message"))
-    except ET.ParseError:
-        return data[:200].decode("utf-8", "replace")
-
-
-# --------------------------------------------------------------------------------------------------
-# Manifests
-# --------------------------------------------------------------------------------------------------
-
-
-def manifest_key(model_key):
-    return "manifests/models/%s.json" % model_key
-
-
-def model_prefix(model_key):
-    return "models/%s/" % model_key
-
-
-def list_versions(client, bucket, key):
-    """Numbered versions of a model at the source, newest last: [(n, "manifest" | "prefix")].
-
-    A version ingested as model key ``<key>/<n>`` has its manifest at ``manifests/models/<key>/<n>.json``,
-    written after its files, so it is listed only once complete. Numbered prefixes ``models/<key>/<n>/``
-    without a manifest are listed too (verified by size and ETag only).
-    """
-    versions = {}
-    for obj in client.list_objects(bucket, "manifests/models/%s/" % key):
-        name = obj.rsplit("/", 1)[-1]
-        if name.endswith(".json") and name[:-5].isdigit() and not name.startswith("0"):
-            versions[int(name[:-5])] = "manifest"
-    for obj in client.list_objects(bucket, model_prefix(key)):
-        segment = obj[len(model_prefix(key)) :].split("/", 1)[0]
-        if segment.isdigit() and not segment.startswith("0") and "/" in obj[len(model_prefix(key)) :]:
-            versions.setdefault(int(segment), "prefix")
-    return sorted(versions.items())
-
-
-def hash_file(path, part_size):
-    """(sha256, [sha256 of each part_size chunk]) of a file, read once."""
-    whole, parts = hashlib.sha256(), []
-    with open(path, "rb") as handle:
-        while True:
-            chunk = handle.read(part_size)
-            if not chunk:
-                break
-            whole.update(chunk)
-            parts.append(hashlib.sha256(chunk).hexdigest())
-    return whole.hexdigest(), parts or [EMPTY_SHA256]
-
-
-def _validate_manifest(manifest, where):
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), list):
-        raise SourceError("%s is not a model manifest (expected a JSON object with a 'files' list)" % where)
-    seen = set()
-    for entry in manifest["files"]:
-        path = entry.get("path") if isinstance(entry, dict) else None
-        if not path or not isinstance(entry.get("size"), int) or not entry.get("sha256"):
-            raise SourceError("%s: every file needs path, size and sha256; got %r" % (where, entry))
-        if path.startswith("/") or ".." in path.split("/") or path in seen:
-            raise SourceError("%s: file path %r is absolute, escapes the model directory, or repeats" % (where, path))
-        seen.add(path)
-    return manifest
 
 
 # --------------------------------------------------------------------------------------------------
@@ -545,23 +167,28 @@ class _Wanted:
 def _source_files(client, bucket, model_key, prefix):
     """(files, manifest_etag, part_size, verification) from the manifest, or from a listing without one."""
     if model_key:
-        where = "s3://%s/%s" % (bucket, manifest_key(model_key))
-        head = client.head(bucket, manifest_key(model_key))
+        where = "s3://%s/%s" % (bucket, model_manifest.manifest_key(model_key))
+        head = client.head(bucket, model_manifest.manifest_key(model_key))
         if head is None:
+            if not client.bucket_exists(bucket):
+                raise SourceError(
+                    "bucket %s does not exist on %s: check the bucket name and the endpoint"
+                    % (bucket, client.endpoint.endpoint_url)
+                )
             raise SourceError(
                 "%s does not exist on %s: ingest the model first, or give a prefix"
                 % (where, client.endpoint.endpoint_url)
             )
-        body = client.get(bucket, manifest_key(model_key))
+        body = client.get(bucket, model_manifest.manifest_key(model_key))
         try:
-            manifest = _validate_manifest(json.loads(body.decode("utf-8")), where)
+            manifest = model_manifest.validate_manifest(json.loads(body.decode("utf-8")), where)
         except ValueError as exc:
             raise SourceError("%s is not valid JSON: %s" % (where, exc))
-        part_size = int(manifest.get("part_size") or DEFAULT_PART_SIZE)
+        part_size = int(manifest.get("part_size") or model_manifest.DEFAULT_PART_SIZE)
         files = [
             _Wanted(
                 entry["path"],
-                model_prefix(model_key) + entry["path"],
+                model_manifest.model_prefix(model_key) + entry["path"],
                 entry["size"],
                 entry["sha256"],
                 entry.get("parts"),
@@ -586,7 +213,7 @@ def _unchanged_fast_path(client, bucket, model_key, dest, state, delete_extra):
         return False
     if delete_extra and any(r.get("sha256") is None for r in state.get("files", {}).values()):
         return False  # extras kept by an earlier run are now to be deleted
-    head = client.head(bucket, manifest_key(model_key))
+    head = client.head(bucket, model_manifest.manifest_key(model_key))
     if head is None or head.get("ETag", "").strip('"') != state["manifest_etag"]:
         return False
     local = _walk_files(dest)
@@ -624,7 +251,7 @@ def plan_hydrate(files, dest, state, delete_extra, part_size, verification):
             if (
                 verification == "sha256"
                 and not same_stat
-                and hash_file(os.path.join(dest, wanted.path), part_size)[0] == wanted.sha256
+                and model_manifest.hash_file(os.path.join(dest, wanted.path), part_size)[0] == wanted.sha256
             ):
                 keep.append(wanted)
                 continue
@@ -817,7 +444,7 @@ class _Download:
             if self.verification == "sha256":
                 if all(self._expected_part(wanted, index) is not None for index, _s, _e in self._ranges(wanted)):
                     continue
-                actual = hash_file(path, self.part_size)[0]
+                actual = model_manifest.hash_file(path, self.part_size)[0]
                 if actual != wanted.sha256:
                     raise VerificationError(
                         "%s: sha256 %s, the manifest says %s" % (wanted.path, actual, wanted.sha256),
@@ -841,11 +468,49 @@ class _Download:
                     )
 
 
+def _existing(path):
+    """path, or its nearest ancestor that exists."""
+    while not os.path.exists(path):
+        path = os.path.dirname(path)
+    return path
+
+
+def _refuse_mounts(dest):
+    """Refuse, before anything is written, a dest that cannot be swapped whole with a tree built beside it."""
+    if not os.path.isdir(dest):
+        return
+    why = (
+        "a hydrate builds the new tree beside dest, on the same filesystem, and swaps the two directories in one "
+        "rename so that readers never see a mix; a mount point cannot be renamed"
+    )
+    if os.path.ismount(dest):
+        raise TransferError(
+            "dest %s is a mount point (%s): give a directory inside the volume as dest, e.g. %s/<model>, or mount "
+            "the volume one level up; nothing was written" % (dest, why, dest)
+        )
+    device = os.stat(dest).st_dev
+    for dirpath, dirs, _files in os.walk(dest):
+        for name in dirs:
+            inner = os.path.join(dirpath, name)
+            if os.lstat(inner).st_dev != device:
+                raise TransferError(
+                    "%s inside dest %s is a mount point (%s, and its files cannot be linked into the new tree): "
+                    "hydrate into a directory without mounts inside; nothing was written" % (inner, dest, why)
+                )
+
+
+def require_same_filesystem(path, other, what):
+    """Raise before any byte is written when path and other (or their nearest existing ancestors) are on two
+    filesystems: a tree hydrated at path cannot be renamed into other, and the space check measures path's."""
+    if os.stat(_existing(path)).st_dev != os.stat(_existing(other)).st_dev:
+        raise TransferError(
+            "%s %s and %s are on different filesystems (a mount point in between?): a hydrated tree is published "
+            "with one rename, which cannot cross filesystems; put both on the same filesystem" % (what, path, other)
+        )
+
+
 def _free_bytes(path):
-    probe = path
-    while not os.path.exists(probe):
-        probe = os.path.dirname(probe)
-    st = os.statvfs(probe)
+    st = os.statvfs(_existing(path))
     return st.f_bavail * st.f_frsize
 
 
@@ -867,6 +532,7 @@ def hydrate(
     dest = os.path.abspath(dest).rstrip("/")
     if os.path.lexists(dest) and not os.path.isdir(dest):
         raise TransferError("dest %s exists and is not a directory; a model is published as a directory" % dest)
+    _refuse_mounts(dest)
     state = _load_state(dest)
     result = {
         "changed": False,
@@ -885,7 +551,7 @@ def hydrate(
         result["seconds"] = round(time.monotonic() - started, 3)
         return result
     files, manifest_etag, manifest_part_size, verification = _source_files(client, bucket, model_key, prefix)
-    part_size = part_size or manifest_part_size or DEFAULT_PART_SIZE
+    part_size = part_size or manifest_part_size or model_manifest.DEFAULT_PART_SIZE
     plan = plan_hydrate(files, dest, state, delete_extra, manifest_part_size or part_size, verification)
     result["plan"] = {
         "fetch": [w.path for w in plan["fetch"]],
@@ -914,7 +580,7 @@ def hydrate(
         except OSError:
             pass
     needed = sum(w.size for w in plan["fetch"]) - already + SPACE_MARGIN
-    free = _free_bytes(os.path.dirname(dest))
+    free = _free_bytes(os.path.dirname(dest))  # holds the partial area and the new tree (dest is no mount point)
     if needed > free:
         raise SpaceError(
             "not enough space for %s: %d bytes to write (+%d margin), %d free on its filesystem; nothing was written"
@@ -1008,7 +674,7 @@ def _upload_file(client, bucket, key, path, size, sha256, parts, part_size, pool
             client.put(bucket, key, handle.read(), sha256=sha256)
         return
     created = client.request("POST", bucket, key, query={"uploads": ""}, kind="POST")
-    upload_id = ET.fromstring(created.body).findtext(_S3_NS + "UploadId") or ET.fromstring(created.body).findtext(
+    upload_id = ET.fromstring(created.body).findtext(S3_NS + "UploadId") or ET.fromstring(created.body).findtext(
         "UploadId"
     )
     if not upload_id:
@@ -1049,7 +715,7 @@ def ingest(
     model_key,
     label=None,
     tags=None,
-    part_size=DEFAULT_PART_SIZE,
+    part_size=model_manifest.DEFAULT_PART_SIZE,
     concurrency=16,
     check_only=False,
 ):
@@ -1057,32 +723,37 @@ def ingest(
     started = time.monotonic()
     if not os.path.isdir(src_dir):
         raise TransferError("src %s is not a directory" % src_dir)
-    if part_size < MIN_MULTIPART_PART:
-        raise TransferError("part_size %d is below S3's minimum part of %d bytes" % (part_size, MIN_MULTIPART_PART))
+    if part_size < model_manifest.MIN_MULTIPART_PART:
+        raise TransferError(
+            "part_size %d is below S3's minimum part of %d bytes" % (part_size, model_manifest.MIN_MULTIPART_PART)
+        )
     local = _walk_files(src_dir)
     for path, st in local.items():
-        if (st.st_size + part_size - 1) // part_size > MAX_PARTS:
+        if (st.st_size + part_size - 1) // part_size > model_manifest.MAX_PARTS:
             raise TransferError(
                 "%s: %d bytes need more than %d parts of %d bytes; raise part_size"
-                % (path, st.st_size, MAX_PARTS, part_size)
+                % (path, st.st_size, model_manifest.MAX_PARTS, part_size)
             )
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
         digests = dict(
-            zip(sorted(local), pool.map(lambda p: hash_file(os.path.join(src_dir, p), part_size), sorted(local)))
+            zip(
+                sorted(local),
+                pool.map(lambda p: model_manifest.hash_file(os.path.join(src_dir, p), part_size), sorted(local)),
+            )
         )
-    existing_body = client.get(bucket, manifest_key(model_key), missing_ok=True)
+    existing_body = client.get(bucket, model_manifest.manifest_key(model_key), missing_ok=True)
     try:
         existing = json.loads(existing_body.decode("utf-8")) if existing_body else {}
     except ValueError:
         existing = {}
     known = {f["path"]: f for f in existing.get("files", []) if isinstance(f, dict) and "path" in f}
-    stored = client.list_objects(bucket, model_prefix(model_key))
+    stored = client.list_objects(bucket, model_manifest.model_prefix(model_key))
     files, upload, skipped = [], [], []
     for path in sorted(local):
         size = local[path].st_size
         sha256, parts = digests[path]
         files.append({"path": path, "size": size, "sha256": sha256, "parts": parts})
-        previous, obj = known.get(path), stored.get(model_prefix(model_key) + path)
+        previous, obj = known.get(path), stored.get(model_manifest.model_prefix(model_key) + path)
         same = (
             previous
             and previous.get("sha256") == sha256
@@ -1094,7 +765,7 @@ def ingest(
         else:
             upload.append(path)
     manifest = {
-        "format": MANIFEST_FORMAT,
+        "format": model_manifest.MANIFEST_FORMAT,
         "key": model_key,
         "label": label or model_key,
         "tags": tags or {},
@@ -1108,7 +779,7 @@ def ingest(
         "uploaded": upload,
         "skipped": skipped,
         "bytes_uploaded": 0,
-        "manifest_key": manifest_key(model_key),
+        "manifest_key": model_manifest.manifest_key(model_key),
         "seconds": 0.0,
     }
     if check_only or not result["changed"]:
@@ -1122,7 +793,7 @@ def ingest(
                 _upload_file,
                 client,
                 bucket,
-                model_prefix(model_key) + path,
+                model_manifest.model_prefix(model_key) + path,
                 os.path.join(src_dir, path),
                 local[path].st_size,
                 digests[path][0],
@@ -1137,86 +808,10 @@ def ingest(
     manifest["created"] = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     client.put(
         bucket,
-        manifest_key(model_key),
+        model_manifest.manifest_key(model_key),
         json.dumps(manifest, indent=1, sort_keys=True).encode(),
         content_type="application/json",
     )
     result["bytes_uploaded"] = sum(local[p].st_size for p in upload)
     result["seconds"] = round(time.monotonic() - started, 3)
     return result
-
-
-# --------------------------------------------------------------------------------------------------
-# Command line (the model puller and the benchmark run this file directly)
-# --------------------------------------------------------------------------------------------------
-
-
-def _parser():
-    parser = argparse.ArgumentParser(description="Verified, atomic model transfers between S3 and a local directory.")
-    parser.add_argument(
-        "--endpoint-url", default=os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-    )
-    parser.add_argument("--region", default=None)
-    parser.add_argument("--bucket", required=True)
-    parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--no-verify-tls", action="store_true")
-    parser.add_argument("--json", action="store_true", help="print the result as JSON")
-    sub = parser.add_subparsers(dest="command", required=True)
-    hyd = sub.add_parser("hydrate")
-    src = hyd.add_mutually_exclusive_group(required=True)
-    src.add_argument("--model-key")
-    src.add_argument("--prefix")
-    hyd.add_argument("--dest", required=True)
-    hyd.add_argument("--delete-extra", action="store_true")
-    hyd.add_argument("--check", action="store_true", help="report the plan only")
-    ing = sub.add_parser("ingest")
-    ing.add_argument("--src", required=True)
-    ing.add_argument("--model-key", required=True)
-    ing.add_argument("--label")
-    ing.add_argument("--part-size", type=int, default=DEFAULT_PART_SIZE)
-    ing.add_argument("--check", action="store_true")
-    return parser
-
-
-def main(argv=None):
-    args = _parser().parse_args(argv)
-    try:
-        client = S3Client(
-            S3Endpoint(args.endpoint_url, args.region, verify_tls=not args.no_verify_tls),
-            max_connections=args.concurrency,
-        )
-        if args.command == "hydrate":
-            result = hydrate(
-                client,
-                args.bucket,
-                args.dest,
-                model_key=args.model_key,
-                prefix=args.prefix,
-                delete_extra=args.delete_extra,
-                concurrency=args.concurrency,
-                check_only=args.check,
-            )
-        else:
-            result = ingest(
-                client,
-                args.bucket,
-                args.src,
-                args.model_key,
-                label=args.label,
-                part_size=args.part_size,
-                concurrency=args.concurrency,
-                check_only=args.check,
-            )
-        result["requests"] = client.stats
-    except TransferError as exc:
-        sys.stderr.write("error: %s\n" % exc)
-        return 1
-    sys.stdout.write(
-        (json.dumps(result, sort_keys=True) if args.json else "\n".join("%s: %s" % kv for kv in sorted(result.items())))
-        + "\n"
-    )
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
