@@ -87,28 +87,25 @@ class Puller:
         self.status = read_json(self.status_path, {"models": {}})
 
     # -- Triton ---------------------------------------------------------------------------------
-    def version_state(self, name, version):
-        """(state, reason) of one version in Triton's repository index."""
-        for entry in self.triton.index():
-            if entry.get("name") == name and entry.get("version") == str(version):
-                return entry.get("state"), entry.get("reason", "")
-        return None, "not in the repository index"
-
     def wait_for_version(self, name, version):
-        """True when the version is READY; (False, reason) when it failed or the wait timed out."""
-        deadline = time.monotonic() + self.ready_timeout
-        state, reason = None, ""
-        while time.monotonic() < deadline:
-            try:
-                state, reason = self.version_state(name, version)
-            except triton.TritonError as exc:
-                state, reason = None, str(exc)
-            if state == "READY":
-                return True, ""
-            if state == "UNAVAILABLE" and reason and reason != "unloaded":
-                return False, reason
-            time.sleep(0.2)
-        return False, "not READY after %.0f s (last state %s: %s)" % (self.ready_timeout, state, reason)
+        """(True, "") when the version is READY; (False, reason) when it failed or the wait timed out.
+
+        The collection's readiness logic (triton.ModelWaiter, as in triton_model_ready). After an explicit
+        load request returned, a version that is not READY and not loading is final (e.g. a version policy
+        that excludes it). In poll mode the version may not be in the index yet: it is waited for.
+        """
+        waiter = triton.ModelWaiter(
+            self.triton, self.ready_timeout, interval=0.2, absent_model="fail" if self.explicit else "wait"
+        )
+        try:
+            waiter.wait_ready(
+                [triton.model_request(name, version)],
+                "waiting for version %s of model %s" % (version, name),
+                settled_is_final=self.explicit,
+            )
+        except triton.WaitFailed as exc:
+            return False, str(exc)
+        return True, ""
 
     def load(self, name):
         try:
