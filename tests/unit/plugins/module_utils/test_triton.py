@@ -18,8 +18,10 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
+import yaml
 
 from ansible_collections.oceanid.fleet.plugins.module_utils import triton
 from ansible_collections.oceanid.fleet.plugins.module_utils.triton import (
@@ -588,3 +590,64 @@ def test_importable_standalone_as_the_puller_does(tmp_path):
     done = subprocess.run([sys.executable, "-I", "-c", code], cwd=tmp_path, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ready"
+
+
+PULLER_CHECK = """
+import sys
+sys.path.insert(0, sys.argv[1])
+import model_puller, triton
+triton.FAILURE_GRACE = 0.1
+
+
+class Client:
+    url = "http://triton.test:8000"
+
+    def __init__(self, *indexes):
+        self.indexes = list(indexes)
+
+    def live(self, timeout=None):
+        return True
+
+    def index(self, timeout=None):
+        return self.indexes.pop(0) if len(self.indexes) > 1 else self.indexes[0]
+
+    def model_ready(self, name, version=None, timeout=None):
+        return True
+
+
+def check(explicit, *indexes):
+    puller = model_puller.Puller.__new__(model_puller.Puller)
+    puller.triton, puller.explicit, puller.ready_timeout = Client(*indexes), explicit, 5.0
+    return puller.wait_for_version("m", 2)
+
+
+v1 = [{"name": "m", "version": "1", "state": "READY"}]
+v2 = v1 + [{"name": "m", "version": "2", "state": "READY"}]
+bad = v1 + [{"name": "m", "version": "2", "state": "UNAVAILABLE", "reason": "Internal: bad"}]
+print(check(True, v2))
+print(check(True, v1))
+print(check(True, bad, bad, bad))
+print(check(False, *([v1] * 10 + [v2])))
+"""
+
+
+def test_the_puller_waits_with_the_shared_logic(tmp_path):
+    """model_puller.py as installed (beside the module_utils files it imports), with a scripted client."""
+    root = Path(__file__).resolve().parents[4]
+    shutil.copy(root / "roles/model_puller/files/model_puller.py", tmp_path)
+    role_vars = yaml.safe_load((root / "roles/model_puller/vars/main.yml").read_text())
+    assert "triton.py" in role_vars["_model_puller_libraries"]
+    for name in role_vars["_model_puller_libraries"]:  # what the role installs beside the puller
+        shutil.copy(root / "plugins/module_utils" / name, tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-I", "-c", PULLER_CHECK, str(tmp_path)], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    ready, absent, failed, appeared = done.stdout.splitlines()
+    assert ready == "(True, '')"
+    # explicit mode, after the load returned: a version Triton does not list will not come
+    assert absent.startswith("(False, 'model will not become ready on http://triton.test:8000: m version 2: not in")
+    assert failed == (
+        "(False, 'model failed to load on http://triton.test:8000: m version 2: UNAVAILABLE: Internal: bad')"
+    )
+    assert appeared == "(True, '')"  # poll mode: waited until Triton listed it
