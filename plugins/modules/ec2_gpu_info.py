@@ -18,13 +18,8 @@ description:
     table is priced at the on-demand price, as an upper bound, and says so.
   - Returns the rows, their totals and the same as CSV text (RV(csv)), which the gpu_report playbook writes to a file.
   - One DescribeInstances call (paginated) and one DescribeVolumes call per 200 instances, per region.
-extends_documentation_fragment:
-  - oceanid.fleet.ec2
-  - oceanid.fleet.ec2.attributes
-  - oceanid.fleet.ec2.info_attributes
-  - oceanid.fleet.ec2.regions
-  - ansible.builtin.action_common_attributes
-  - oceanid.fleet.action_group
+extends_documentation_fragment: [amazon.aws.common.modules, amazon.aws.region.modules, amazon.aws.boto3,
+  oceanid.fleet.ec2, oceanid.fleet.ec2.info, ansible.builtin.action_common_attributes, oceanid.fleet.action_group]
 options:
   tags:
     description: Only instances with these tags (a value may be a list of alternatives).
@@ -147,17 +142,18 @@ price_table_as_of:
 """
 
 import datetime
-import traceback
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.amazon.aws.plugins.module_utils.botocore import paginated_query_with_retries
+from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
-from ansible_collections.oceanid.fleet.plugins.module_utils import _ec2_cost, _ec2_fleet
-from ansible_collections.oceanid.fleet.plugins.module_utils._ec2_gpu import gpu_facts
+from ansible_collections.oceanid.fleet.plugins.module_utils import _ec2_client, ec2_costs, ec2_errors
+from ansible_collections.oceanid.fleet.plugins.module_utils.ec2_gpu_types import gpu_facts
+from ansible_collections.oceanid.fleet.plugins.module_utils.ec2_instances import instance_record
 
 try:
     from botocore.exceptions import BotoCoreError, ClientError
 except ImportError:
-    pass  # reported through _ec2_fleet.HAS_BOTO3
+    pass  # reported by AnsibleAWSModule
 
 
 def list_region(client, region, params):
@@ -166,30 +162,28 @@ def list_region(client, region, params):
         values = value if isinstance(value, list) else [value]
         filters.append({"Name": "tag:%s" % key, "Values": [str(v) for v in values]})
     records = []
-    for page in client.get_paginator("describe_instances").paginate(Filters=filters):
-        for reservation in page.get("Reservations", []):
-            for instance in reservation.get("Instances", []):
-                record = _ec2_fleet.instance_record(instance, region)
-                record["gpu"] = gpu_facts(record["instance_type"])
-                if record["gpu"] or not params["gpu_only"]:
-                    records.append(record)
+    answer = paginated_query_with_retries(client, "describe_instances", _ec2_client.READ_RETRY, Filters=filters)
+    for reservation in answer.get("Reservations", []):
+        for instance in reservation.get("Instances", []):
+            record = instance_record(instance, region)
+            record["gpu"] = gpu_facts(record["instance_type"])
+            if record["gpu"] or not params["gpu_only"]:
+                records.append(record)
     volumes = {}
     ids = [r["instance_id"] for r in records]
     for start in range(0, len(ids), 200):
-        chunk = ids[start : start + 200]
-        for page in client.get_paginator("describe_volumes").paginate(
-            Filters=[{"Name": "attachment.instance-id", "Values": chunk}]
-        ):
-            for volume in page.get("Volumes", []):
-                for attachment in volume.get("Attachments", []):
-                    volumes.setdefault(attachment.get("InstanceId"), []).append(
-                        {"size": volume.get("Size"), "type": volume.get("VolumeType")}
-                    )
+        chunk = [{"Name": "attachment.instance-id", "Values": ids[start : start + 200]}]
+        answer = paginated_query_with_retries(client, "describe_volumes", _ec2_client.READ_RETRY, Filters=chunk)
+        for volume in answer.get("Volumes", []):
+            for attachment in volume.get("Attachments", []):
+                volumes.setdefault(attachment.get("InstanceId"), []).append(
+                    {"size": volume.get("Size"), "type": volume.get("VolumeType")}
+                )
     return records, volumes
 
 
 def main():
-    argument_spec = dict(_ec2_fleet.EC2_COMMON_ARGUMENT_SPEC)
+    argument_spec = dict(_ec2_client.TIMEOUT_ARGUMENT_SPEC)
     argument_spec.update(
         regions={"type": "list", "elements": "str", "default": []},
         tags={"type": "dict", "default": {"fleet:managed": "true"}},
@@ -198,43 +192,36 @@ def main():
         prices={"type": "dict", "default": {}},
         now={"type": "str"},
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    if not _ec2_fleet.HAS_BOTO3:
-        module.fail_json(msg=missing_required_lib("boto3"), exception=_ec2_fleet.BOTO3_IMPORT_ERROR)
+    module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
     p = module.params
     try:
-        now = _ec2_cost.parse_time(p["now"]) if p["now"] else datetime.datetime.now(datetime.timezone.utc)
+        now = ec2_costs.parse_time(p["now"]) if p["now"] else datetime.datetime.now(datetime.timezone.utc)
     except ValueError as exc:
         module.fail_json(msg="now is not an ISO 8601 time: %s" % exc)
-    regions = p["regions"] or ([p["region"]] if p["region"] else [])
+    regions = p["regions"] or ([module.region] if module.region else [])
+    if not regions:
+        module.fail_json(msg="no region: set regions or region (or AWS_DEFAULT_REGION)")
 
-    session = None
     rows = []
-    region = None
-    try:
-        session = _ec2_fleet.make_session(p["profile"], p["access_key"], p["secret_key"], p["session_token"])
-        if not regions:
-            regions = [session.region_name] if session.region_name else []
-        if not regions:
-            module.fail_json(msg="no region: set regions or region (or AWS_DEFAULT_REGION)")
-        for region in regions:
-            client = _ec2_fleet.make_client(session, "ec2", region, p["endpoint_url"], timeout=p["api_timeout"])
+    config = _ec2_client.client_config(p["api_timeout"])
+    for region in regions:
+        client = module.client("ec2", region=region, config=config)
+        try:
             records, volumes = list_region(client, region, p)
-            for record in sorted(records, key=lambda r: (r["launch_time"] or "", r["instance_id"])):
-                rows.append(_ec2_cost.session_row(record, volumes.get(record["instance_id"], []), p["prices"], now))
-    except (BotoCoreError, ClientError) as exc:
-        credential = _ec2_fleet.describe_credentials(session, p["profile"]) if session is not None else "unusable"
-        module.fail_json(
-            msg="listing GPU instances in %s failed (credentials: %s): %s"
-            % (region, credential, _ec2_fleet.error_reason(exc)),
-            exception=traceback.format_exc(),
-        )
-    total = _ec2_cost.totals(rows)
+        except (BotoCoreError, ClientError) as exc:
+            msg = "listing GPU instances in %s failed (credentials: %s)" % (
+                region,
+                ec2_errors.module_credentials(module),
+            )
+            module.fail_json_aws(exc, msg=ec2_errors.explain(msg, exc))
+        for record in sorted(records, key=lambda r: (r["launch_time"] or "", r["instance_id"])):
+            rows.append(ec2_costs.session_row(record, volumes.get(record["instance_id"], []), p["prices"], now))
+    total = ec2_costs.totals(rows)
     module.exit_json(
         changed=False,
         instances=rows,
         totals=total,
-        csv=_ec2_cost.to_csv(rows, total),
+        csv=ec2_costs.to_csv(rows, total),
         price_table_as_of=str(p["prices"].get("as_of", "")),
     )
 

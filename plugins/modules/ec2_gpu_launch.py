@@ -16,17 +16,15 @@ description:
     the type not being offered there), the next subnet is tried at once; any other error stops with that error.
     Every attempt is reported in RV(attempts), and in the failure message when no subnet had capacity.
   - RunInstances is sent once per subnet. boto3 would retry a capacity error (AWS answers it with HTTP 500)
-    several times before giving up; this module does not, and retries only throttling (C(RequestLimitExceeded)).
+    several times before giving up; this module does not, and sends it again only after throttling
+    (C(RequestLimitExceeded)) or an AWS-side failure (C(InternalError), C(Unavailable)), with the same client token.
   - Idempotent by name. When an instance with that C(Name) tag is pending, running, stopping or stopped in the region,
     nothing is launched and that instance is returned (a stopped one is not started). Two or more such instances are an
     error.
   - The instance is tagged with O(tags), C(Name) and C(fleet:managed=true), so that the C(oceanid.fleet.fleet)
     inventory finds it (its C(fleet:role) tag, when given in O(tags), decides its groups).
-extends_documentation_fragment:
-  - oceanid.fleet.ec2
-  - oceanid.fleet.ec2.attributes
-  - ansible.builtin.action_common_attributes
-  - oceanid.fleet.action_group
+extends_documentation_fragment: [amazon.aws.common.modules, amazon.aws.region.modules, amazon.aws.boto3,
+  oceanid.fleet.ec2, ansible.builtin.action_common_attributes, oceanid.fleet.action_group]
 options:
   name:
     description: The instance's C(Name) tag, and the key that makes the module idempotent.
@@ -232,68 +230,59 @@ subnets:
   elements: dict
 """
 
-import time
-import traceback
 import uuid
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
+from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
+from ansible_collections.amazon.aws.plugins.module_utils.tagging import ansible_dict_to_boto3_tag_list
 
-from ansible_collections.oceanid.fleet.plugins.module_utils import _ec2_fleet
-from ansible_collections.oceanid.fleet.plugins.module_utils._ec2_gpu import gpu_facts
+from ansible_collections.oceanid.fleet.plugins.module_utils import _ec2_client, ec2_capacity, ec2_errors
+from ansible_collections.oceanid.fleet.plugins.module_utils.ec2_gpu_types import gpu_facts
+from ansible_collections.oceanid.fleet.plugins.module_utils.ec2_instances import instance_record
 
 try:
     from botocore.exceptions import BotoCoreError, ClientError, WaiterError
 except ImportError:
-    pass  # reported through _ec2_fleet.HAS_BOTO3
+    pass  # reported by AnsibleAWSModule
 
 LIVE_STATES = ["pending", "running", "stopping", "stopped"]
-THROTTLING = ("RequestLimitExceeded", "Throttling", "ThrottlingException")
 
 
 class Launcher:
-    """The work of the module, kept apart from AnsibleModule so that unit tests can drive it with a fake client."""
+    """The work of the module, kept apart from main() so that unit tests can drive it with a fake client."""
 
-    def __init__(self, module, client, launch_client, sleep=None):
+    def __init__(self, module, client, launch_client):
         self.module = module
         self.params = module.params
-        self.client = client  # default retries, for reads and waits
-        self.launch_client = launch_client  # no retries: a capacity error must not be sent again
-        self.sleep = sleep or _sleep
+        self.client = client  # READ_RETRY, for reads and waits
+        self.launch_client = launch_client  # LAUNCH_RETRY only: a capacity error must not be sent again
         self.attempts = []
         self._root_device = None
 
-    def fail(self, msg, exc=None, **extra):
-        if exc is not None:
-            extra["exception"] = traceback.format_exc()
-        self.module.fail_json(msg=msg, attempts=self.attempts, **extra)
+    def fail(self, msg, exc=None):
+        if exc is None:
+            self.module.fail_json(msg=msg, attempts=self.attempts)
+        self.module.fail_json_aws(exc, msg=ec2_errors.explain(msg, exc), attempts=self.attempts)
 
     def existing(self):
         reservations = self.client.describe_instances(
             Filters=[
                 {"Name": "tag:Name", "Values": [self.params["name"]]},
                 {"Name": "instance-state-name", "Values": LIVE_STATES},
-            ]
+            ],
+            aws_retry=True,
         ).get("Reservations", [])
         return [i for r in reservations for i in r.get("Instances", [])]
 
     def subnets(self):
         wanted = self.params["subnets"]
         try:
-            found = self.client.describe_subnets(SubnetIds=wanted).get("Subnets", [])
+            found = self.client.describe_subnets(SubnetIds=wanted, aws_retry=True).get("Subnets", [])
         except ClientError as exc:
-            self.fail(
-                "the profile's subnets could not be looked up in %s: %s"
-                % (self.params["region"], _ec2_fleet.error_reason(exc)),
-                exc,
-            )
-        by_id = {s["SubnetId"]: s for s in found}
-        missing = [s for s in wanted if s not in by_id]
+            self.fail("the profile's subnets could not be looked up in %s" % self.params["region"], exc)
+        ordered, missing = ec2_capacity.order_subnets(wanted, found)
         if missing:
             self.fail("subnet(s) not found in %s: %s" % (self.params["region"], ", ".join(missing)))
-        ordered = [
-            {"subnet_id": s, "availability_zone": by_id[s].get("AvailabilityZone"), "vpc_id": by_id[s].get("VpcId")}
-            for s in wanted
-        ]
         vpcs = sorted({s["vpc_id"] for s in ordered})
         if len(vpcs) > 1:
             self.module.warn(
@@ -306,13 +295,9 @@ class Launcher:
         if volume.get("device_name"):
             return volume["device_name"]
         try:
-            images = self.client.describe_images(ImageIds=[self.params["image_id"]]).get("Images", [])
+            images = self.client.describe_images(ImageIds=[self.params["image_id"]], aws_retry=True).get("Images", [])
         except ClientError as exc:
-            self.fail(
-                "AMI %s could not be looked up in %s: %s"
-                % (self.params["image_id"], self.params["region"], _ec2_fleet.error_reason(exc)),
-                exc,
-            )
+            self.fail("AMI %s could not be looked up in %s" % (self.params["image_id"], self.params["region"]), exc)
         if not images:
             self.fail("AMI %s not found in %s" % (self.params["image_id"], self.params["region"]))
         return images[0].get("RootDeviceName") or "/dev/sda1"
@@ -328,10 +313,10 @@ class Launcher:
             "MinCount": 1,
             "MaxCount": 1,
             "TagSpecifications": [
-                {"ResourceType": "instance", "Tags": _ec2_fleet.boto3_tags(tags)},
-                {"ResourceType": "volume", "Tags": _ec2_fleet.boto3_tags(tags)},
+                {"ResourceType": "instance", "Tags": ansible_dict_to_boto3_tag_list(tags)},
+                {"ResourceType": "volume", "Tags": ansible_dict_to_boto3_tag_list(tags)},
             ],
-            # Same token on a transport-level retry of this request (no second instance), new per attempt.
+            # Same token on a retry of this request (no second instance), new per attempt.
             "ClientToken": ("%s-%s-%s" % (p["name"], subnet["subnet_id"], uuid.uuid4().hex[:12]))[-64:],
         }
         if p["public_ip"] is None:
@@ -366,89 +351,23 @@ class Launcher:
             request["DryRun"] = True
         return request
 
-    def run_instances(self, request):
-        """RunInstances once; throttling is retried with a backoff, nothing else."""
-        delay = 1.0
-        for attempt in range(5):
-            try:
-                return self.launch_client.run_instances(**request)
-            except ClientError as exc:
-                if _ec2_fleet.error_code(exc) not in THROTTLING or attempt == 4:
-                    raise
-            self.sleep(delay)
-            delay *= 2
-        return None  # not reached
+    def run_instances(self, subnet):
+        return self.launch_client.run_instances(aws_retry=True, **self.request(subnet))["Instances"][0]
 
-    def launch(self, subnets):
-        p = self.params
-        for subnet in subnets:
-            attempt = {
-                "subnet_id": subnet["subnet_id"],
-                "availability_zone": subnet["availability_zone"],
-                "result": None,
-                "message": "",
-            }
-            self.attempts.append(attempt)
-            try:
-                response = self.run_instances(self.request(subnet))
-            except ClientError as exc:
-                code = _ec2_fleet.error_code(exc)
-                attempt.update(result=code, message=exc.response.get("Error", {}).get("Message", ""))
-                if code in p["fallback_on"]:
-                    continue
-                self.fail(
-                    "launching %s (%s, %s) in subnet %s (%s) failed: %s"
-                    % (
-                        p["name"],
-                        p["instance_type"],
-                        p["market"],
-                        subnet["subnet_id"],
-                        subnet["availability_zone"],
-                        _ec2_fleet.error_reason(exc),
-                    ),
-                    exc,
-                )
-            except BotoCoreError as exc:
-                attempt.update(result=type(exc).__name__, message=str(exc))
-                self.fail(
-                    "launching %s in subnet %s failed: %s"
-                    % (p["name"], subnet["subnet_id"], _ec2_fleet.error_reason(exc)),
-                    exc,
-                )
-            instance = response["Instances"][0]
-            attempt.update(result="launched", instance_id=instance["InstanceId"])
-            return instance
-        tried = "; ".join("%s (%s): %s" % (a["subnet_id"], a["availability_zone"], a["result"]) for a in self.attempts)
-        self.fail(
-            "no capacity for %s (%s) in any of the %d subnets tried: %s. Try another profile, market or region, or later."
-            % (p["instance_type"], p["market"], len(self.attempts), tried)
-        )
-        return None  # not reached
-
-    def dry_run(self, subnet):
-        attempt = {
-            "subnet_id": subnet["subnet_id"],
-            "availability_zone": subnet["availability_zone"],
-            "result": None,
-            "message": "",
-        }
-        self.attempts.append(attempt)
+    def dry_run_instances(self, subnet):
         try:
-            self.launch_client.run_instances(**self.request(subnet, dry_run=True))
-        except ClientError as exc:
-            code = _ec2_fleet.error_code(exc)
-            if code == "DryRunOperation":
-                attempt.update(result="dry-run-ok")
-                return
-            attempt.update(result=code, message=exc.response.get("Error", {}).get("Message", ""))
-            if code in self.params["fallback_on"]:
-                return
-            self.fail(
-                "check mode: RunInstances with DryRun in subnet %s was refused: %s"
-                % (subnet["subnet_id"], _ec2_fleet.error_reason(exc)),
-                exc,
-            )
-        attempt.update(result="dry-run-ok")
+            self.launch_client.run_instances(aws_retry=True, **self.request(subnet, dry_run=True))
+        except is_boto3_error_code("DryRunOperation"):
+            pass
+        return True
+
+    def launch(self, subnets, send, failure):
+        """The fallback over ``subnets`` with ``send``; fails with ``failure`` (a format of the attempt) on an error."""
+        try:
+            return ec2_capacity.try_subnets(subnets, send, self.params["fallback_on"], self.attempts)[1]
+        except (BotoCoreError, ClientError) as exc:
+            self.fail(failure % self.attempts[-1], exc)
+        return None  # not reached
 
     def wait_running(self, instance_id):
         waiter = self.client.get_waiter("instance_running")
@@ -459,14 +378,11 @@ class Launcher:
                 WaiterConfig={"Delay": delay, "MaxAttempts": max(1, self.params["wait_timeout"] // delay)},
             )
         except WaiterError as exc:
-            self.fail(
-                "instance %s did not reach running within %d s: %s" % (instance_id, self.params["wait_timeout"], exc),
-                exc,
-            )
+            self.fail("instance %s did not reach running within %d s" % (instance_id, self.params["wait_timeout"]), exc)
         return self.describe(instance_id)
 
     def describe(self, instance_id):
-        reservations = self.client.describe_instances(InstanceIds=[instance_id])["Reservations"]
+        reservations = self.client.describe_instances(InstanceIds=[instance_id], aws_retry=True)["Reservations"]
         return reservations[0]["Instances"][0]
 
     def run(self):
@@ -496,7 +412,9 @@ class Launcher:
             self._root_device = self.root_device_name()
         before = {"name": p["name"], "state": "absent"}
         if self.module.check_mode:
-            self.dry_run(subnets[0])
+            failure = "check mode: RunInstances with DryRun in subnet %(subnet_id)s was refused"
+            if self.launch(subnets[:1], self.dry_run_instances, failure):
+                self.attempts[-1]["result"] = "dry-run-ok"
             after = {"name": p["name"], "state": "running", "instance_type": p["instance_type"], "market": p["market"]}
             return {
                 "changed": True,
@@ -505,7 +423,19 @@ class Launcher:
                 "subnets": subnets,
                 "diff": {"before": before, "after": after},
             }
-        instance = self.launch(subnets)
+        failure = "launching %s (%s, %s) in subnet %%(subnet_id)s (%%(availability_zone)s) failed" % (
+            p["name"],
+            p["instance_type"],
+            p["market"],
+        )
+        instance = self.launch(subnets, self.run_instances, failure)
+        if instance is None:
+            self.fail(
+                "no capacity for %s (%s) in any of the %d subnets tried: %s. "
+                "Try another profile, market or region, or later."
+                % (p["instance_type"], p["market"], len(self.attempts), ec2_capacity.tried(self.attempts))
+            )
+        self.attempts[-1].update(result="launched", instance_id=instance["InstanceId"])
         if p["wait"]:
             instance = self.wait_running(instance["InstanceId"])
         record = _result(instance, p["region"])
@@ -518,12 +448,8 @@ class Launcher:
         }
 
 
-def _sleep(seconds):
-    time.sleep(seconds)  # looked up at call time, so that tests can replace time.sleep
-
-
 def _result(instance, region):
-    record = _ec2_fleet.instance_record(instance, region)
+    record = instance_record(instance, region)
     record["gpu"] = gpu_facts(record["instance_type"])
     return record
 
@@ -540,7 +466,7 @@ def _diff_state(record):
 
 
 def main():
-    argument_spec = dict(_ec2_fleet.EC2_COMMON_ARGUMENT_SPEC)
+    argument_spec = dict(_ec2_client.TIMEOUT_ARGUMENT_SPEC)
     argument_spec.update(
         name={"type": "str", "required": True},
         instance_type={"type": "str", "required": True},
@@ -569,34 +495,31 @@ def main():
         public_ip={"type": "bool"},
         user_data={"type": "str"},
         tags={"type": "dict", "default": {}},
-        fallback_on={"type": "list", "elements": "str", "default": ["InsufficientInstanceCapacity", "Unsupported"]},
+        fallback_on={"type": "list", "elements": "str", "default": list(ec2_capacity.FALLBACK_ON)},
         wait={"type": "bool", "default": True},
         wait_timeout={"type": "int", "default": 600},
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    if not _ec2_fleet.HAS_BOTO3:
-        module.fail_json(msg=missing_required_lib("boto3"), exception=_ec2_fleet.BOTO3_IMPORT_ERROR)
+    module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
     if not module.params["subnets"]:
         module.fail_json(msg="subnets must list at least one subnet")
     if module.params["spot_max_price"] and module.params["market"] != "spot":
         module.fail_json(msg="spot_max_price needs market=spot")
 
     p = module.params
-    session = None
+    client = module.client(
+        "ec2", retry_decorator=_ec2_client.READ_RETRY, config=_ec2_client.client_config(p["api_timeout"])
+    )
+    launch_client = module.client(
+        "ec2",
+        retry_decorator=_ec2_client.LAUNCH_RETRY,
+        config=_ec2_client.client_config(p["api_timeout"], max_attempts=1),
+    )
+    p["region"] = client.meta.region_name
     try:
-        session = _ec2_fleet.make_session(p["profile"], p["access_key"], p["secret_key"], p["session_token"])
-        client = _ec2_fleet.make_client(session, "ec2", p["region"], p["endpoint_url"], timeout=p["api_timeout"])
-        launch_client = _ec2_fleet.make_client(
-            session, "ec2", p["region"], p["endpoint_url"], timeout=p["api_timeout"], max_attempts=1
-        )
-        p["region"] = client.meta.region_name
         result = Launcher(module, client, launch_client).run()
     except (BotoCoreError, ClientError) as exc:
-        credential = _ec2_fleet.describe_credentials(session, p["profile"]) if session is not None else "unusable"
-        module.fail_json(
-            msg="EC2 in %s (credentials: %s): %s" % (p["region"], credential, _ec2_fleet.error_reason(exc)),
-            exception=traceback.format_exc(),
-        )
+        msg = "EC2 in %s (credentials: %s)" % (p["region"], ec2_errors.module_credentials(module))
+        module.fail_json_aws(exc, msg=ec2_errors.explain(msg, exc))
     module.exit_json(**result)
 
 

@@ -17,13 +17,8 @@ description:
     C(playbooks/vars/gpu_prices.yml), so that it can be merged over the shipped table (C(combine(recursive=true))) or
     saved in its place. Types without a price are left out and listed in RV(missing).
   - Needs network access to AWS; the gpu_report playbook uses it only when asked to refresh.
-extends_documentation_fragment:
-  - oceanid.fleet.ec2
-  - oceanid.fleet.ec2.attributes
-  - oceanid.fleet.ec2.info_attributes
-  - oceanid.fleet.ec2.regions
-  - ansible.builtin.action_common_attributes
-  - oceanid.fleet.action_group
+extends_documentation_fragment: [amazon.aws.common.modules, amazon.aws.region.modules, amazon.aws.boto3,
+  oceanid.fleet.ec2, oceanid.fleet.ec2.info, ansible.builtin.action_common_attributes, oceanid.fleet.action_group]
 options:
   instance_types:
     description: The instance types to price.
@@ -84,16 +79,16 @@ missing:
 """
 
 import datetime
-import traceback
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.amazon.aws.plugins.module_utils.botocore import paginated_query_with_retries
+from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
-from ansible_collections.oceanid.fleet.plugins.module_utils import _ec2_cost, _ec2_fleet
+from ansible_collections.oceanid.fleet.plugins.module_utils import _ec2_client, ec2_costs, ec2_errors
 
 try:
     from botocore.exceptions import BotoCoreError, ClientError
 except ImportError:
-    pass  # reported through _ec2_fleet.HAS_BOTO3
+    pass  # reported by AnsibleAWSModule
 
 PRODUCT_FILTERS = (
     ("operatingSystem", "Linux"),
@@ -113,10 +108,10 @@ def on_demand_prices(pricing, regions, instance_types):
                 {"Type": "TERM_MATCH", "Field": "regionCode", "Value": region},
             ]
             filters.extend({"Type": "TERM_MATCH", "Field": field, "Value": value} for field, value in PRODUCT_FILTERS)
-            price_list = []
-            for page in pricing.get_paginator("get_products").paginate(ServiceCode="AmazonEC2", Filters=filters):
-                price_list.extend(page.get("PriceList", []))
-            price = _ec2_cost.on_demand_price(price_list)
+            answer = paginated_query_with_retries(
+                pricing, "get_products", _ec2_client.READ_RETRY, ServiceCode="AmazonEC2", Filters=filters
+            )
+            price = ec2_costs.on_demand_price(answer.get("PriceList", []))
             if price is None:
                 missing.append("%s/%s" % (region, instance_type))
             else:
@@ -125,17 +120,19 @@ def on_demand_prices(pricing, regions, instance_types):
 
 
 def spot_prices(ec2, instance_types, now):
-    history = []
-    paginator = ec2.get_paginator("describe_spot_price_history")
-    for page in paginator.paginate(
-        InstanceTypes=instance_types, ProductDescriptions=["Linux/UNIX", "Linux/UNIX (Amazon VPC)"], StartTime=now
-    ):
-        history.extend(page.get("SpotPriceHistory", []))
-    return _ec2_cost.latest_spot_prices(history)
+    answer = paginated_query_with_retries(
+        ec2,
+        "describe_spot_price_history",
+        _ec2_client.READ_RETRY,
+        InstanceTypes=instance_types,
+        ProductDescriptions=["Linux/UNIX", "Linux/UNIX (Amazon VPC)"],
+        StartTime=now,
+    )
+    return ec2_costs.latest_spot_prices(answer.get("SpotPriceHistory", []))
 
 
 def main():
-    argument_spec = dict(_ec2_fleet.EC2_COMMON_ARGUMENT_SPEC)
+    argument_spec = dict(_ec2_client.TIMEOUT_ARGUMENT_SPEC)
     argument_spec.update(
         regions={"type": "list", "elements": "str", "default": []},
         instance_types={"type": "list", "elements": "str", "required": True},
@@ -144,9 +141,7 @@ def main():
         pricing_region={"type": "str", "default": "us-east-1"},
         pricing_endpoint_url={"type": "str"},
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    if not _ec2_fleet.HAS_BOTO3:
-        module.fail_json(msg=missing_required_lib("boto3"), exception=_ec2_fleet.BOTO3_IMPORT_ERROR)
+    module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
     p = module.params
     now = datetime.datetime.now(datetime.timezone.utc)
     regions = p["regions"] or ([p["region"]] if p["region"] else [])
@@ -159,29 +154,24 @@ def main():
         "spot": {},
     }
     missing = []
-    session = None
-    step = "session"
+    config = _ec2_client.client_config(p["api_timeout"])
+    step = "pricing:GetProducts in %s" % p["pricing_region"]
     try:
-        session = _ec2_fleet.make_session(p["profile"], p["access_key"], p["secret_key"], p["session_token"])
         if p["on_demand"]:
-            step = "pricing:GetProducts in %s" % p["pricing_region"]
-            pricing = _ec2_fleet.make_client(
-                session, "pricing", p["pricing_region"], p["pricing_endpoint_url"], timeout=p["api_timeout"]
+            # the Pricing API's own endpoint: endpoint_url is EC2's
+            pricing = module.client(
+                "pricing", region=p["pricing_region"], endpoint=p["pricing_endpoint_url"], config=config
             )
             prices["on_demand"], missing = on_demand_prices(pricing, regions, p["instance_types"])
         if p["spot"]:
             for region in regions:
                 step = "ec2:DescribeSpotPriceHistory in %s" % region
-                ec2 = _ec2_fleet.make_client(session, "ec2", region, p["endpoint_url"], timeout=p["api_timeout"])
-                found = spot_prices(ec2, p["instance_types"], now)
+                found = spot_prices(module.client("ec2", region=region, config=config), p["instance_types"], now)
                 if found:
                     prices["spot"][region] = found
     except (BotoCoreError, ClientError) as exc:
-        credential = _ec2_fleet.describe_credentials(session, p["profile"]) if session is not None else "unusable"
-        module.fail_json(
-            msg="%s failed (credentials: %s): %s" % (step, credential, _ec2_fleet.error_reason(exc)),
-            exception=traceback.format_exc(),
-        )
+        msg = "%s failed (credentials: %s)" % (step, ec2_errors.module_credentials(module))
+        module.fail_json_aws(exc, msg=ec2_errors.explain(msg, exc))
     module.exit_json(changed=False, prices=prices, missing=missing)
 
 

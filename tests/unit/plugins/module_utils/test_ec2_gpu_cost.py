@@ -1,7 +1,7 @@
 # Copyright: (c) 2025, Oceanid fleet maintainers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The GPU table (_ec2_gpu), the cost arithmetic and price parsing (_ec2_cost), and the AWS helpers' texts (_ec2_fleet)."""
+"""The GPU table (ec2_gpu_types), the cost arithmetic and price parsing (ec2_costs), and the AWS error texts (ec2_errors)."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ from botocore.credentials import Credentials
 from botocore.exceptions import ClientError, NoCredentialsError
 from botocore.stub import Stubber
 
-from ansible_collections.oceanid.fleet.plugins.module_utils import _ec2_cost, _ec2_fleet
-from ansible_collections.oceanid.fleet.plugins.module_utils._ec2_gpu import (
+from ansible_collections.oceanid.fleet.plugins.module_utils import ec2_costs, ec2_errors
+from ansible_collections.oceanid.fleet.plugins.module_utils.ec2_gpu_types import (
     GPU_FAMILIES,
     gpu_facts,
     is_gpu_family,
@@ -111,11 +111,11 @@ def test_the_shipped_price_table_covers_every_curated_profile():
 )
 def test_hourly_price(lifecycle, zone, table, expected):
     prices = dict(PRICES, spot=table)
-    assert _ec2_cost.hourly_price(prices, "us-east-1", zone, "g6.xlarge", lifecycle) == expected
+    assert ec2_costs.hourly_price(prices, "us-east-1", zone, "g6.xlarge", lifecycle) == expected
 
 
 def test_an_unknown_price_is_said_and_left_out_of_the_total():
-    assert _ec2_cost.hourly_price(PRICES, "sa-east-1", "sa-east-1a", "g6.xlarge", "on-demand") == (
+    assert ec2_costs.hourly_price(PRICES, "sa-east-1", "sa-east-1a", "g6.xlarge", "on-demand") == (
         None,
         "not in the price table (2025-07-01) for sa-east-1",
     )
@@ -140,27 +140,27 @@ def record(**extra):
 
 def test_a_session_row_and_the_csv():
     now = "2025-01-01T10:30:00Z"
-    row = _ec2_cost.session_row(record(), [{"size": 200, "type": "gp3"}, {"size": 100, "type": "gp2"}], PRICES, now)
+    row = ec2_costs.session_row(record(), [{"size": 200, "type": "gp3"}, {"size": 100, "type": "gp2"}], PRICES, now)
     assert row["hours"] == 10.5
     assert row["compute_cost"] == round(0.8048 * 10.5, 4)
     assert row["storage_gib"] == 300 and row["storage_cost"] == round((200 * 0.08 + 100 * 0.10) / 730 * 10.5, 4)
     assert row["public_ipv4"] == 1 and row["public_ipv4_cost"] == round(0.005 * 10.5, 4)
     assert row["total_cost"] == round(0.8048 * 10.5 + (200 * 0.08 + 100 * 0.10) / 730 * 10.5 + 0.0525, 4)
-    unpriced = _ec2_cost.session_row(
+    unpriced = ec2_costs.session_row(
         record(instance_id="i-2", region="sa-east-1", public_ip_address=None), [], PRICES, now
     )
     assert unpriced["total_cost"] is None and unpriced["public_ipv4"] == 0
-    total = _ec2_cost.totals([row, unpriced])
+    total = ec2_costs.totals([row, unpriced])
     assert total["instances"] == 2 and total["unpriced"] == 1 and total["total_cost"] == row["total_cost"]
-    parsed = list(csv.DictReader(io.StringIO(_ec2_cost.to_csv([row, unpriced], total))))
+    parsed = list(csv.DictReader(io.StringIO(ec2_costs.to_csv([row, unpriced], total))))
     assert parsed[0]["name"] == "gpu, the first" and parsed[1]["total_cost"] == ""
     assert parsed[2]["name"] == "TOTAL" and parsed[2]["price_basis"] == "1 without a price"
-    assert list(parsed[0]) == _ec2_cost.CSV_COLUMNS
+    assert list(parsed[0]) == ec2_costs.CSV_COLUMNS
 
 
 def test_times_parse_with_and_without_offsets():
-    assert _ec2_cost.parse_time("2025-01-01T00:00:00Z") == _ec2_cost.parse_time("2025-01-01T01:00:00+01:00")
-    assert _ec2_cost.parse_time("2025-01-01T00:00:00").tzinfo is not None
+    assert ec2_costs.parse_time("2025-01-01T00:00:00Z") == ec2_costs.parse_time("2025-01-01T01:00:00+01:00")
+    assert ec2_costs.parse_time("2025-01-01T00:00:00").tzinfo is not None
 
 
 # A product as the Price List Query API returns it (trimmed): one JSON string per product in PriceList.
@@ -196,8 +196,8 @@ PRODUCT = {
 
 
 def test_on_demand_price_from_the_pricing_api_answer():
-    assert _ec2_cost.on_demand_price([json.dumps(PRODUCT)]) == 0.8048
-    assert _ec2_cost.on_demand_price([]) is None
+    assert ec2_costs.on_demand_price([json.dumps(PRODUCT)]) == 0.8048
+    assert ec2_costs.on_demand_price([]) is None
 
 
 def test_the_prices_module_reads_the_pricing_api_and_spot_history():
@@ -262,14 +262,14 @@ def test_error_texts_name_the_credential_but_never_the_secret():
         (),
         {"get_credentials": lambda self: Credentials("AKIAABCDEFGH1234", "s3cr3t", method="shared-credentials-file")},
     )()
-    text = _ec2_fleet.describe_credentials(session, "prod")
+    text = ec2_errors.describe_credentials(session, "prod")
     assert text == "access key ****1234 from the shared credentials file (profile 'prod')" and "s3cr3t" not in text
     empty = type("S", (), {"get_credentials": lambda self: None})()
     assert (
-        _ec2_fleet.describe_credentials(empty)
+        ec2_errors.describe_credentials(empty)
         == "no credentials found (no profile set, environment, shared files, instance role)"
     )
-    assert _ec2_fleet.error_reason(
+    assert ec2_errors.error_reason(
         ClientError({"Error": {"Code": "ExpiredToken", "Message": "The token has expired"}}, "X")
     ) == ("ExpiredToken: The token has expired (the session token has expired; renew it)")
-    assert _ec2_fleet.error_reason(NoCredentialsError()).startswith("no AWS credentials found")
+    assert ec2_errors.error_reason(NoCredentialsError()).startswith("no AWS credentials found")

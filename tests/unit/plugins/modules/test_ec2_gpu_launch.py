@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import datetime
 import json
+import time
 from unittest import mock
 
 import pytest
 from ansible.module_utils import _internal as module_utils_internal
 from ansible.module_utils.testing import patch_module_args
+from ansible_collections.amazon.aws.plugins.module_utils import modules as aws_modules
 from botocore.exceptions import ClientError
 
-from ansible_collections.oceanid.fleet.plugins.module_utils import _ec2_fleet
 from ansible_collections.oceanid.fleet.plugins.modules import ec2_gpu_launch
 
 SUBNETS = {"subnet-a": "us-east-1a", "subnet-b": "us-east-1b", "subnet-c": "us-east-1c"}
@@ -103,9 +104,8 @@ def run(capsys, client, check_mode=False, **overrides):
     with (
         patch_module_args(args),
         mock.patch.object(module_utils_internal, "is_controller", False),
-        mock.patch.object(_ec2_fleet, "make_session", return_value=mock.Mock()),
-        mock.patch.object(_ec2_fleet, "make_client", return_value=client),
-        mock.patch.object(ec2_gpu_launch.time, "sleep", side_effect=sleeps.append),
+        mock.patch.object(aws_modules, "boto3_conn", return_value=client),
+        mock.patch.object(time, "sleep", side_effect=sleeps.append),
         pytest.raises(SystemExit),
     ):
         ec2_gpu_launch.main()
@@ -207,9 +207,14 @@ def test_another_error_stops_at_once_and_says_why(capsys):
     result = run(capsys, client)
     assert result["failed"] is True
     assert result["msg"] == (
-        "launching gpu-1 (g6.xlarge, on-demand) in subnet subnet-a (us-east-1a) failed: InvalidGroup.NotFound: "
-        "The security group 'sg-1' does not exist in VPC 'vpc-1' (a security group does not exist in this VPC)"
+        "launching gpu-1 (g6.xlarge, on-demand) in subnet subnet-a (us-east-1a) failed (a security group does not "
+        "exist in this VPC): An error occurred (InvalidGroup.NotFound) when calling the RunInstances operation: "
+        "The security group 'sg-1' does not exist in VPC 'vpc-1'"
     )
+    assert result["error"] == {
+        "code": "InvalidGroup.NotFound",
+        "message": "The security group 'sg-1' does not exist in VPC 'vpc-1'",
+    }
     assert subnets_tried(client) == ["subnet-a"]
 
 
@@ -255,7 +260,10 @@ def test_check_mode_reports_a_refused_dry_run(capsys):
     client = FakeEC2({"subnet-a": [error("InvalidAMIID.NotFound", "The image id '[ami-1]' does not exist")]})
     result = run(capsys, client, check_mode=True)
     assert result["failed"] is True
-    assert "check mode: RunInstances with DryRun in subnet subnet-a was refused: InvalidAMIID.NotFound" in result["msg"]
+    assert result["msg"].startswith(
+        "check mode: RunInstances with DryRun in subnet subnet-a was refused (the AMI does not exist in this region): "
+        "An error occurred (InvalidAMIID.NotFound)"
+    )
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,8 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Cost estimates of EC2 GPU sessions from a dated price table, and the price table's refresh from AWS answers.
 
-Private to this collection. Pure functions (no AWS call), so that they are unit-tested on their own.
+Pure functions (no AWS call), so that they are unit-tested on their own; the ``ec2_gpu_info`` and
+``ec2_gpu_prices_info`` modules use them.
 
 A price table (``playbooks/vars/gpu_prices.yml`` ships one) is a mapping::
 
