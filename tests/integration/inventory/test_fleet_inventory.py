@@ -10,11 +10,13 @@ makes no API call" is measured, and how a region is made to fail.
 from __future__ import annotations
 
 import json
+import socket
+import threading
 from pathlib import Path
 
 import pytest
 
-from tests.integration.inventory.fleet_helpers import REGIONS, VENV_BIN, run
+from tests.integration.inventory.fleet_helpers import REGIONS, REPO_ROOT, VENV_BIN, run
 from tests.support.inventory_output import group_members as groups_of
 from tests.support.inventory_output import plain
 from tests.support.moto_ec2 import seed_instances
@@ -266,7 +268,13 @@ def test_a_failing_region_is_named_with_its_credential_and_reason(fleet, write_c
         partial = inventory(path)
         assert partial.rc == 0, partial.stderr
         assert "p4" not in partial.json()["_meta"]["hostvars"] and "gpu-a" in partial.json()["_meta"]["hostvars"]
-        assert "skipped (region_errors=warn)" in " ".join(partial.stderr.split())
+        warned = " ".join(partial.stderr.split())
+        assert "skipped (region_errors=warn): ec2 source 'fleet_ec2', region eu-west-1" in warned
+        assert (
+            "region_errors=warn: the inventory has the static hosts (3) and the regions that answered: "
+            "'fleet_ec2' us-east-1, ap-southeast-2" in warned
+        )
+        assert {"tethys", "calypso", "seaweed1"} <= set(partial.json()["_meta"]["hostvars"])
         assert not cache.exists() or not list(cache.iterdir())
     finally:
         moto.faults.clear()
@@ -310,3 +318,82 @@ def test_the_example_inventory_reads_ec2(fleet, inventory, moto, tmp_path):
     assert plain(data["_meta"]["hostvars"]["tethys"])["ansible_user"] == "ops"  # group_vars/all
     assert plain(data["_meta"]["hostvars"]["gpu-a"])["ansible_user"] == "ubuntu"  # the source's vars
     assert (tmp_path / ".cache" / "oceanid-fleet" / "inventory").is_dir()
+
+
+def test_a_static_host_given_by_an_instance_address_is_that_instance(fleet, write_config, inventory):
+    ids, addresses = fleet
+    by_ip = addresses[ids["gpu-b"]]
+    static = {
+        **STATIC,
+        by_ip: {"groups": ["storage_nodes"]},  # keyed by the instance's public address
+        "cpu-box": {"groups": ["storage_nodes"], "vars": {"ansible_host": addresses[ids["cpu-agent"]]}},
+    }
+    result = inventory(write_config(base_config(static=static)))
+    assert result.rc == 0, result.stderr
+    hostvars = result.json()["_meta"]["hostvars"]
+    assert by_ip in hostvars and "gpu-b" not in hostvars
+    assert "cpu-box" in hostvars and "cpu-agent" not in hostvars
+    assert plain(hostvars[by_ip])["ec2_instance_id"] == ids["gpu-b"]
+    assert plain(hostvars["cpu-box"])["ec2_instance_id"] == ids["cpu-agent"]
+    groups = groups_of(result.json())
+    assert {by_ip, "cpu-box"} <= groups["storage_nodes"] and {by_ip, "cpu-box"} <= groups["k3s_agents"]
+    assert "same address" not in result.stderr
+
+
+@pytest.fixture
+def silent_endpoint():
+    """An HTTP endpoint that accepts connections and never answers (a black-holed VPC endpoint, a hung proxy)."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    held = []
+    stop = threading.Event()
+
+    def accept():
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(server.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield "http://127.0.0.1:%d" % server.getsockname()[1]
+    stop.set()
+    thread.join()
+    for connection in held:
+        connection.close()
+    server.close()
+
+
+def test_a_silent_endpoint_fails_in_bounded_time_and_says_how_long_it_waited(write_config, inventory, silent_endpoint):
+    config = base_config(timeout=1, attempts=2)
+    config["ec2"][0].update(endpoint_url=silent_endpoint, regions=["us-east-1"])
+    failed = inventory(write_config(config), env={"ANSIBLE_INVENTORY_UNPARSED_FAILED": "true"})
+    assert failed.rc != 0
+    message = " ".join(failed.stderr.split())
+    assert f"ec2 source 'fleet_ec2', region us-east-1 via {silent_endpoint}" in message
+    assert "did not answer in time" in message
+    assert "(2 attempts of up to 1 s each, " in message and "s in all; see the timeout and attempts options)" in message
+    assert failed.seconds < 20  # two attempts of 1 s, the back-off between them, ansible's own start-up
+
+
+def test_with_the_repository_settings_a_failed_inventory_fails_and_says_why_first(write_config, ansible_env, tmp_path):
+    """ansible.cfg's [inventory] unparsed_is_failed: a bad fleet.yml fails ansible-inventory and ansible-playbook
+    (ansible-core's default is a warning, no host and status 0), and the plugin's own message comes first."""
+    path = write_config(base_config(statik={}))
+    env = {**ansible_env, "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg")}
+    playbook = tmp_path / "play.yml"
+    playbook.write_text("- hosts: all\n  gather_facts: false\n  tasks:\n    - ansible.builtin.ping:\n")
+    default = run([str(VENV_BIN / "ansible-inventory"), "-i", str(path), "--list"], ansible_env)
+    assert default.rc == 0  # what the settings are for
+    for command in (
+        [str(VENV_BIN / "ansible-inventory"), "-i", str(path), "--list"],
+        [str(VENV_BIN / "ansible-playbook"), "-i", str(path), str(playbook)],
+    ):
+        failed = run(command, env)
+        assert failed.rc != 0, failed.stdout + failed.stderr
+        first = failed.stderr.strip().splitlines()[0]
+        assert f"{path}: invalid configuration:" in first, failed.stderr
+        assert "unknown option 'statik' (did you mean 'static'?)" in " ".join(failed.stderr.split())

@@ -83,10 +83,13 @@ def instance(
 class FakeEC2:
     """A client with a describe_instances paginator; records filters and runs in whichever thread calls it."""
 
-    def __init__(self, region, instances=(), delay=0.0, error=None, pages=1):
+    def __init__(self, region, instances=(), delay=0.0, error=None, pages=1, sends=1):
         self.region, self.instances, self.delay, self.error, self.pages = region, list(instances), delay, error, pages
+        self.sends = sends  # HTTP requests (attempts) botocore would make before the error
         self.filters = None
         self.threads = []
+        self.handlers = []
+        self.meta = mock.Mock(events=mock.Mock(register=lambda event, handler: self.handlers.append((event, handler))))
 
     def get_paginator(self, name):
         assert name == "describe_instances"
@@ -97,6 +100,10 @@ class FakeEC2:
         self.threads.append(threading.current_thread().name)
         time.sleep(self.delay)
         if self.error:
+            for _ in range(self.sends):
+                for event, handler in self.handlers:
+                    if event == "before-send.ec2.DescribeInstances":
+                        handler(request=None)
             raise self.error
         size = max(1, -(-len(self.instances) // self.pages))
         return [
@@ -119,6 +126,7 @@ class FakeAWS:
     def __init__(self):
         self.clients = {}
         self.created = []
+        self.settings = []  # (region, timeout, max_attempts) of each client made
         self.session_error = None
 
     def add(self, region, *instances, **kwargs):
@@ -132,6 +140,7 @@ class FakeAWS:
 
     def make_client(self, session, service, region, endpoint_url=None, timeout=30.0, max_attempts=3):
         self.created.append(region)
+        self.settings.append((region, timeout, max_attempts))
         return self.clients.setdefault(region, FakeEC2(region))
 
     @property
@@ -440,6 +449,59 @@ def test_a_host_in_both_sources_is_one_host(config, aws, prefer, address, user):
     assert variables["fleet_sources"] == ["static", "ec2"]
 
 
+@pytest.mark.parametrize(
+    "static_name,static_vars",
+    [
+        ("10.0.0.7", {}),  # keyed by the private IP address
+        ("54.0.0.7", {}),  # keyed by the public IP address
+        ("i-7", {}),  # keyed by the instance ID
+        ("box", {"ansible_host": "54.0.0.7"}),  # its ansible_host is the instance's public address
+        ("box", {"ansible_host": "10.0.0.7"}),  # or the private one
+    ],
+)
+def test_a_static_host_given_by_address_or_id_is_the_instance(config, aws, warnings, static_name, static_vars):
+    aws.add("us-east-1", instance("i-7", name="gpu-7", role="k3s_agents", public_ip="54.0.0.7", private_ip="10.0.0.7"))
+    path = config(
+        {
+            "static": {static_name: {"groups": ["storage_nodes"], "vars": static_vars}},
+            "ec2": [{"regions": ["us-east-1"]}],
+        }
+    )
+    inventory = load(path)
+    assert list(inventory.hosts) == [static_name]  # one host, named as the static entry
+    assert group_hosts(inventory, "storage_nodes") == group_hosts(inventory, "k3s_agents") == [static_name]
+    variables = host_vars(inventory, static_name)
+    assert variables["ec2_instance_id"] == "i-7" and variables["fleet_sources"] == ["static", "ec2"]
+    assert variables["ansible_host"] == static_vars.get("ansible_host", "54.0.0.7")
+    assert not any("same address" in w or "share an address" in w for w in warnings)
+
+
+def test_a_name_match_comes_before_an_address_match_and_two_hosts_on_one_address_warn(config, aws, warnings):
+    aws.add(
+        "us-east-1",
+        instance("i-1", name="box", public_ip="54.0.0.9"),
+        instance("i-2", name="other", public_ip="54.0.0.9"),  # another VPC's instance, same address
+    )
+    path = config({"static": {"box": {"vars": {"ansible_host": "54.0.0.9"}}}, "ec2": [{"regions": ["us-east-1"]}]})
+    inventory = load(path)
+    assert sorted(inventory.hosts) == ["box", "other"]
+    assert host_vars(inventory, "box")["ec2_instance_id"] == "i-1"
+    assert (
+        "ec2 source 'ec2', region us-east-1: instance i-2 (public_ip_address 54.0.0.9) and static host 'box', "
+        "which is instance i-1 already, share an address; they stay two hosts" in warnings
+    )
+    assert any("hosts 'box', 'other' have the same address 54.0.0.9 (ansible_host)" in w for w in warnings)
+
+
+def test_a_static_host_on_an_instance_address_is_cached_as_one_host(config, aws, tmp_path):
+    aws.add("us-east-1", instance("i-7", name="gpu-7", public_ip="54.0.0.7"))
+    path = cached_config(config, tmp_path, static={"box": {"vars": {"ansible_host": "54.0.0.7"}}})
+    cold = load(path)
+    warm = load(path)
+    assert aws.calls == 2 and list(warm.hosts) == list(cold.hosts) == ["box"]  # one query per region, cold only
+    assert snapshot(warm) == snapshot(cold)
+
+
 def test_hostvars_chooses_the_fields_and_templates_see_them_all(config, aws):
     aws.add(
         "us-east-1", instance("i-1", name="a", public_ip=None), instance("i-2", "t3.large", name="b", zone="us-east-1b")
@@ -541,9 +603,63 @@ def test_a_missing_profile_fails_every_region_of_its_source(config, aws):
     message = load_failing(config({"ec2": [{"name": "aws", "regions": ["us-east-1"], "profile": "prod"}]}))
     assert (
         "ec2 source 'aws', all its regions (us-east-1), credentials: profile 'prod': "
-        "The config profile (prod) could not be found"
-        in message
+        "The config profile (prod) could not be found" in message
     )
+
+
+def test_time_outs_are_bounded_by_default_and_configurable(config, aws):
+    aws.add("us-east-1", instance("i-1"))
+    load(config({"ec2": [{"regions": ["us-east-1"]}]}))
+    load(config({"ec2": [{"regions": ["us-east-1"]}], "timeout": 2.5, "attempts": 1}, name="quick.fleet.yml"))
+    assert aws.settings == [("us-east-1", 10.0, 3), ("us-east-1", 2.5, 1)]
+
+
+def test_a_silent_endpoint_says_how_long_it_waited_and_how_often(config, aws):
+    from botocore.exceptions import ReadTimeoutError
+
+    silent = ReadTimeoutError(endpoint_url="https://ec2.eu-west-1.amazonaws.com/")
+    aws.add("eu-west-1", error=silent, sends=3)
+    message = load_failing(config({"ec2": [{"name": "aws", "regions": ["eu-west-1"]}]}))
+    assert (
+        "ec2 source 'aws', region eu-west-1, credentials: access key ****WXYZ from environment variables: " in message
+    )
+    assert "did not answer in time" in message
+    assert "(3 attempts of up to 10 s each, " in message and "see the timeout and attempts options)" in message
+
+
+def test_an_aws_error_answer_gets_no_attempt_figures(config, aws):
+    denied = {"Error": {"Code": "AuthFailure", "Message": "no"}}
+    aws.add("eu-west-1", error=ClientError(denied, "DescribeInstances"))
+    message = load_failing(config({"ec2": [{"regions": ["eu-west-1"]}]}))
+    assert "AuthFailure: no" in message and "attempt" not in message
+
+
+def test_region_errors_warn_keeps_static_hosts_and_names_skipped_and_healthy_regions(config, aws, warnings):
+    aws.add("us-east-1", instance("i-1", name="gpu-a"))
+    aws.add("ap-south-1", instance("i-2", name="gpu-b", zone="ap-south-1a", public_ip="54.0.0.2"))
+    aws.add("eu-west-1", error=EndpointConnectionError(endpoint_url="https://ec2.eu-west-1.amazonaws.com/"))
+    path = config(
+        {
+            "static": {"tethys": {"groups": ["k3s_servers"]}},
+            "ec2": [{"name": "aws", "regions": ["us-east-1", "eu-west-1", "ap-south-1"]}],
+            "region_errors": "warn",
+        }
+    )
+    inventory = load(path)
+    assert sorted(inventory.hosts) == ["gpu-a", "gpu-b", "tethys"]
+    assert any("skipped (region_errors=warn): ec2 source 'aws', region eu-west-1" in w for w in warnings)
+    assert any(
+        "region_errors=warn: the inventory has the static hosts (1) and the regions that answered: "
+        "'aws' us-east-1, ap-south-1" in w
+        for w in warnings
+    )
+
+
+def test_region_errors_fail_is_the_default_and_keeps_no_host(config, aws):
+    aws.add("eu-west-1", error=EndpointConnectionError(endpoint_url="https://ec2.eu-west-1.amazonaws.com/"))
+    path = config({"static": {"tethys": {}}, "ec2": [{"regions": ["eu-west-1"]}]})
+    assert "EC2 query failed" in load_failing(path)
+    assert "tethys" not in load(path).hosts  # InventoryManager drops the failed source whole
 
 
 # --- cache -----------------------------------------------------------------------------------------------------------
