@@ -53,6 +53,7 @@ def load_engine(name: str, without_hashing: bool):
     exec(compile(source, str(ENGINE), "exec"), module.__dict__)  # pylint: disable=exec-used
     client = importlib.import_module("s3_client")
     module.S3Client, module.S3Endpoint = client.S3Client, client.S3Endpoint
+    module.ingest = importlib.import_module("s3_model_upload").ingest
     return module
 
 

@@ -1,11 +1,13 @@
 # Copyright: (c) 2025, Oceanid fleet maintainers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The model transfer engine: S3 -> local tree (hydrate) and local tree -> S3 (ingest).
+"""The hydrate engine: a model in S3 -> a local tree, verified and published atomically.
 
-One engine for the s3_model_hydrate and s3_model_ingest modules and for the model puller on GPU hosts
-(which runs this very file as a program). Standard library only; botocore, when importable, is used for
-nothing but the AWS credential chain (instance profiles, SSO, config files).
+One engine for the s3_model_hydrate module and for the model puller on GPU hosts (which imports it and
+the files it needs, s3_client.py, model_manifest.py and local_tree.py, as plain modules installed beside
+it). Standard library only. The S3 client (endpoint, credentials, SigV4) is in s3_client.py, the manifest
+format and hashing in model_manifest.py, the filesystem primitives in local_tree.py, and the way back
+(ingest) in s3_model_upload.py.
 
 Guarantees of hydrate():
 * A reader of ``dest`` sees the old tree or the new tree, never a mix: the new tree is built in a staging
@@ -20,36 +22,34 @@ Guarantees of hydrate():
   digest, source ETag). An unchanged model costs one HEAD of the manifest and no GET. An interrupted
   download leaves its partial files beside ``dest``; the next run keeps every part whose bytes already
   match the manifest and fetches only the rest.
-* Free space is checked before the first byte is written.
+* Free space is checked before the first byte is written, on the filesystem that will hold the files
+  (dest's parent, which holds the partial area and the staging directory).
+* A dest that is a mount point, or holds one, is refused before any request: a mount point cannot be
+  renamed, and a tree that spans filesystems cannot be swapped in one step. Give a directory inside the
+  volume instead (``<mount>/<model>``): everything the hydrate writes then stays on that volume.
 """
 
 import concurrent.futures
-import ctypes
-import ctypes.util
-import datetime
-import errno
 import hashlib
 import http.client
 import json
 import os
 import shutil
-import stat
 import threading
 import time
-import xml.etree.ElementTree as ET
 
 try:
-    from . import model_manifest
-    from .s3_client import S3_NS, SourceError, TransferError
+    from . import local_tree, model_manifest
+    from .s3_client import SourceError, TransferError
 except ImportError:  # plain modules beside the model puller, not in a package
+    import local_tree
     import model_manifest
-    from s3_client import S3_NS, SourceError, TransferError
+    from s3_client import SourceError, TransferError
 
 STATE_FORMAT = "oceanid.hydrate-state/1"
 DEFAULT_REQUEST_SIZE = 32 * 1024 * 1024  # bytes per ranged GET (several manifest parts)
 STREAM_CHUNK = 1024 * 1024
 SPACE_MARGIN = 16 * 1024 * 1024  # kept free beyond what a hydrate writes
-_RENAME_EXCHANGE = 2
 
 
 class SpaceError(TransferError):
@@ -64,87 +64,6 @@ class VerificationError(TransferError):
         self.path = path
         self.expected = expected
         self.actual = actual
-
-
-# --------------------------------------------------------------------------------------------------
-# Local filesystem helpers
-# --------------------------------------------------------------------------------------------------
-
-
-def _walk_files(root):
-    """{relative path: os.stat_result} of the regular files under root (empty when root is missing)."""
-    found = {}
-    if not os.path.isdir(root):
-        return found
-    for dirpath, _dirs, files in os.walk(root):
-        for name in files:
-            full = os.path.join(dirpath, name)
-            st = os.lstat(full)
-            if stat.S_ISREG(st.st_mode):
-                found[os.path.relpath(full, root)] = st
-    return found
-
-
-def _libc():
-    name = ctypes.util.find_library("c")
-    return ctypes.CDLL(name, use_errno=True) if name else None
-
-
-_LIBC = _libc()
-
-
-def _syncfs(path):
-    """Flush the filesystem that holds path (one call instead of an fsync per file)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        if _LIBC is not None and hasattr(_LIBC, "syncfs") and _LIBC.syncfs(fd) == 0:
-            return
-        os.sync()
-    finally:
-        os.close(fd)
-
-
-def _exchange(staging, dest):
-    """Atomically swap two directories; returns False when the kernel or filesystem cannot."""
-    if _LIBC is None or not hasattr(_LIBC, "renameat2"):
-        return False
-    at_fdcwd = -100
-    if _LIBC.renameat2(at_fdcwd, staging.encode(), at_fdcwd, dest.encode(), _RENAME_EXCHANGE) == 0:
-        return True
-    if ctypes.get_errno() in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):
-        return False
-    raise OSError(ctypes.get_errno(), "renameat2(%s, %s, RENAME_EXCHANGE)" % (staging, dest))
-
-
-def _start_writeback(fd, offset, length):
-    """Start writing a finished part to disk now (sync_file_range, no wait), so the final sync is short."""
-    if _LIBC is not None and hasattr(_LIBC, "sync_file_range"):
-        _LIBC.sync_file_range(fd, ctypes.c_longlong(offset), ctypes.c_longlong(length), 2)  # SYNC_FILE_RANGE_WRITE
-
-
-def _preallocate(fd, size):
-    try:
-        if size:
-            os.posix_fallocate(fd, 0, size)
-    except OSError as exc:
-        if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
-            raise
-        os.ftruncate(fd, size)
-
-
-def _write_json_atomic(path, data):
-    tmp = "%s.tmp-%d" % (path, os.getpid())
-    with open(tmp, "w") as handle:
-        json.dump(data, handle, sort_keys=True)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.rename(tmp, path)
-
-
-def _sidecar(dest, what):
-    """Hidden paths beside dest that belong to it: the state record, the partial area, staging dirs."""
-    parent, name = os.path.split(os.path.abspath(dest).rstrip("/"))
-    return os.path.join(parent, ".%s.%s" % (name, what))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -216,7 +135,7 @@ def _unchanged_fast_path(client, bucket, model_key, dest, state, delete_extra):
     head = client.head(bucket, model_manifest.manifest_key(model_key))
     if head is None or head.get("ETag", "").strip('"') != state["manifest_etag"]:
         return False
-    local = _walk_files(dest)
+    local = local_tree.walk_files(dest)
     recorded = state.get("files", {})
     if set(local) != set(recorded):
         return False
@@ -225,7 +144,7 @@ def _unchanged_fast_path(client, bucket, model_key, dest, state, delete_extra):
 
 def _load_state(dest):
     try:
-        with open(_sidecar(dest, "oceanid-state.json")) as handle:
+        with open(local_tree.sidecar(dest, "oceanid-state.json")) as handle:
             state = json.load(handle)
         return state if state.get("format") == STATE_FORMAT else None
     except (OSError, ValueError):
@@ -234,7 +153,7 @@ def _load_state(dest):
 
 def plan_hydrate(files, dest, state, delete_extra, part_size, verification):
     """Decide per file: keep (already there and verified) or fetch; and what to delete."""
-    local = _walk_files(dest)
+    local = local_tree.walk_files(dest)
     recorded = (state or {}).get("files", {})
     keep, fetch = [], []
     for wanted in files:
@@ -307,7 +226,7 @@ class _Download:
                 fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
                 if os.fstat(fd).st_size != wanted.size:
                     os.ftruncate(fd, 0)
-                    _preallocate(fd, wanted.size)
+                    local_tree.preallocate(fd, wanted.size)
                 self.fds[wanted.path] = fd
         return fd
 
@@ -371,7 +290,7 @@ class _Download:
                     digest.update(view[:count])
                     offset += count
                     self.client.count_received(count)
-                _start_writeback(fd, part_start, part_end - part_start)
+                local_tree.start_writeback(fd, part_start, part_end - part_start)
                 expected, actual = self._expected_part(wanted, index), digest.hexdigest()
                 if expected is not None and actual != expected:
                     raise VerificationError(
@@ -468,13 +387,6 @@ class _Download:
                     )
 
 
-def _existing(path):
-    """path, or its nearest ancestor that exists."""
-    while not os.path.exists(path):
-        path = os.path.dirname(path)
-    return path
-
-
 def _refuse_mounts(dest):
     """Refuse, before anything is written, a dest that cannot be swapped whole with a tree built beside it."""
     if not os.path.isdir(dest):
@@ -502,16 +414,11 @@ def _refuse_mounts(dest):
 def require_same_filesystem(path, other, what):
     """Raise before any byte is written when path and other (or their nearest existing ancestors) are on two
     filesystems: a tree hydrated at path cannot be renamed into other, and the space check measures path's."""
-    if os.stat(_existing(path)).st_dev != os.stat(_existing(other)).st_dev:
+    if os.stat(local_tree.existing(path)).st_dev != os.stat(local_tree.existing(other)).st_dev:
         raise TransferError(
             "%s %s and %s are on different filesystems (a mount point in between?): a hydrated tree is published "
             "with one rename, which cannot cross filesystems; put both on the same filesystem" % (what, path, other)
         )
-
-
-def _free_bytes(path):
-    st = os.statvfs(_existing(path))
-    return st.f_bavail * st.f_frsize
 
 
 def hydrate(
@@ -567,7 +474,7 @@ def hydrate(
         result["seconds"] = round(time.monotonic() - started, 3)
         return result
 
-    partial_dir = _sidecar(dest, "partial")
+    partial_dir = local_tree.sidecar(dest, "partial")
     download = _Download(client, bucket, partial_dir, manifest_part_size or part_size, concurrency, verification)
     if manifest_part_size and part_size != manifest_part_size:
         # Per-part digests only exist for the manifest's part size; other sizes would force whole-file hashing.
@@ -580,7 +487,9 @@ def hydrate(
         except OSError:
             pass
     needed = sum(w.size for w in plan["fetch"]) - already + SPACE_MARGIN
-    free = _free_bytes(os.path.dirname(dest))  # holds the partial area and the new tree (dest is no mount point)
+    free = local_tree.free_bytes(
+        os.path.dirname(dest)
+    )  # holds the partial area and the new tree (dest is no mount point)
     if needed > free:
         raise SpaceError(
             "not enough space for %s: %d bytes to write (+%d margin), %d free on its filesystem; nothing was written"
@@ -614,7 +523,7 @@ def _publish(dest, plan, partial_dir):
     for name in os.listdir(parent):  # staging left by a killed run
         if name.startswith(".%s.staging-" % base) or name.startswith(".%s.old-" % base):
             shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
-    staging = _sidecar(dest, "staging-%d" % os.getpid())
+    staging = local_tree.sidecar(dest, "staging-%d" % os.getpid())
     os.mkdir(staging, 0o755)
     try:
         for path in [w.path for w in plan["keep"]] + plan["carry"]:
@@ -626,13 +535,13 @@ def _publish(dest, plan, partial_dir):
             os.makedirs(os.path.dirname(target), exist_ok=True)
             os.rename(os.path.join(partial_dir, wanted.path), target)
             os.chmod(target, 0o644)
-        _syncfs(staging)
+        local_tree.syncfs(staging)
         if not os.path.exists(dest):
             os.rename(staging, dest)
-        elif _exchange(staging, dest):
+        elif local_tree.exchange(staging, dest):
             shutil.rmtree(staging)  # now the old tree
         else:
-            old = _sidecar(dest, "old-%d" % os.getpid())
+            old = local_tree.sidecar(dest, "old-%d" % os.getpid())
             os.rename(dest, old)
             os.rename(staging, dest)
             shutil.rmtree(old)
@@ -647,7 +556,7 @@ def _publish(dest, plan, partial_dir):
 
 
 def _record_state(dest, files, manifest_etag, verification):
-    local = _walk_files(dest)
+    local = local_tree.walk_files(dest)
     record = {"format": STATE_FORMAT, "manifest_etag": manifest_etag, "verification": verification, "files": {}}
     for wanted in files:
         st = local.get(wanted.path)
@@ -660,158 +569,4 @@ def _record_state(dest, files, manifest_etag, verification):
             }
     for path, st in local.items():  # carried extras are part of the tree too
         record["files"].setdefault(path, {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": None, "etag": None})
-    _write_json_atomic(_sidecar(dest, "oceanid-state.json"), record)
-
-
-# --------------------------------------------------------------------------------------------------
-# ingest
-# --------------------------------------------------------------------------------------------------
-
-
-def _upload_file(client, bucket, key, path, size, sha256, parts, part_size, pool):
-    if size <= part_size:
-        with open(path, "rb") as handle:
-            client.put(bucket, key, handle.read(), sha256=sha256)
-        return
-    created = client.request("POST", bucket, key, query={"uploads": ""}, kind="POST")
-    upload_id = ET.fromstring(created.body).findtext(S3_NS + "UploadId") or ET.fromstring(created.body).findtext(
-        "UploadId"
-    )
-    if not upload_id:
-        raise SourceError("no UploadId in the answer to CreateMultipartUpload for s3://%s/%s" % (bucket, key))
-
-    def upload_part(number):
-        with open(path, "rb") as handle:
-            handle.seek((number - 1) * part_size)
-            data = handle.read(part_size)
-        response = client.request(
-            "PUT",
-            bucket,
-            key,
-            query={"partNumber": str(number), "uploadId": upload_id},
-            body=data,
-            payload_hash=parts[number - 1],
-        )
-        return number, response.headers.get("ETag")
-
-    try:
-        etags = dict(pool.map(upload_part, range(1, len(parts) + 1)))
-        body = "<CompleteMultipartUpload>%s</CompleteMultipartUpload>" % "".join(
-            "<Part><PartNumber>%d</PartNumber><ETag>%s</ETag></Part>" % (n, etags[n]) for n in sorted(etags)
-        )
-        client.request("POST", bucket, key, query={"uploadId": upload_id}, body=body.encode(), kind="POST")
-    except BaseException:
-        try:
-            client.request("DELETE", bucket, key, query={"uploadId": upload_id}, kind="DELETE", expect=(200, 204, 404))
-        except TransferError:
-            pass
-        raise
-
-
-def ingest(
-    client,
-    bucket,
-    src_dir,
-    model_key,
-    label=None,
-    tags=None,
-    part_size=model_manifest.DEFAULT_PART_SIZE,
-    concurrency=16,
-    check_only=False,
-):
-    """Upload a model directory to models/<key>/ and write manifests/models/<key>.json last; idempotent."""
-    started = time.monotonic()
-    if not os.path.isdir(src_dir):
-        raise TransferError("src %s is not a directory" % src_dir)
-    if part_size < model_manifest.MIN_MULTIPART_PART:
-        raise TransferError(
-            "part_size %d is below S3's minimum part of %d bytes" % (part_size, model_manifest.MIN_MULTIPART_PART)
-        )
-    local = _walk_files(src_dir)
-    for path, st in local.items():
-        if (st.st_size + part_size - 1) // part_size > model_manifest.MAX_PARTS:
-            raise TransferError(
-                "%s: %d bytes need more than %d parts of %d bytes; raise part_size"
-                % (path, st.st_size, model_manifest.MAX_PARTS, part_size)
-            )
-    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-        digests = dict(
-            zip(
-                sorted(local),
-                pool.map(lambda p: model_manifest.hash_file(os.path.join(src_dir, p), part_size), sorted(local)),
-            )
-        )
-    existing_body = client.get(bucket, model_manifest.manifest_key(model_key), missing_ok=True)
-    try:
-        existing = json.loads(existing_body.decode("utf-8")) if existing_body else {}
-    except ValueError:
-        existing = {}
-    known = {f["path"]: f for f in existing.get("files", []) if isinstance(f, dict) and "path" in f}
-    stored = client.list_objects(bucket, model_manifest.model_prefix(model_key))
-    files, upload, skipped = [], [], []
-    for path in sorted(local):
-        size = local[path].st_size
-        sha256, parts = digests[path]
-        files.append({"path": path, "size": size, "sha256": sha256, "parts": parts})
-        previous, obj = known.get(path), stored.get(model_manifest.model_prefix(model_key) + path)
-        same = (
-            previous
-            and previous.get("sha256") == sha256
-            and previous.get("size") == size
-            and existing.get("part_size") == part_size
-        )
-        if same and obj is not None and obj["size"] == size:
-            skipped.append(path)
-        else:
-            upload.append(path)
-    manifest = {
-        "format": model_manifest.MANIFEST_FORMAT,
-        "key": model_key,
-        "label": label or model_key,
-        "tags": tags or {},
-        "part_size": part_size,
-        "files": files,
-    }
-    comparable = {k: v for k, v in existing.items() if k != "created"}
-    manifest_changed = comparable != manifest
-    result = {
-        "changed": bool(upload) or manifest_changed,
-        "uploaded": upload,
-        "skipped": skipped,
-        "bytes_uploaded": 0,
-        "manifest_key": model_manifest.manifest_key(model_key),
-        "seconds": 0.0,
-    }
-    if check_only or not result["changed"]:
-        result["seconds"] = round(time.monotonic() - started, 3)
-        return result
-    with concurrent.futures.ThreadPoolExecutor(
-        max_workers=max(1, concurrency)
-    ) as pool, concurrent.futures.ThreadPoolExecutor(max_workers=max(1, concurrency)) as part_pool:
-        jobs = [
-            pool.submit(
-                _upload_file,
-                client,
-                bucket,
-                model_manifest.model_prefix(model_key) + path,
-                os.path.join(src_dir, path),
-                local[path].st_size,
-                digests[path][0],
-                digests[path][1],
-                part_size,
-                part_pool,
-            )
-            for path in upload
-        ]
-        for job in concurrent.futures.as_completed(jobs):
-            job.result()
-    manifest["created"] = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    client.put(
-        bucket,
-        model_manifest.manifest_key(model_key),
-        json.dumps(manifest, indent=1, sort_keys=True).encode(),
-        content_type="application/json",
-    )
-    result["bytes_uploaded"] = sum(local[p].st_size for p in upload)
-    result["seconds"] = round(time.monotonic() - started, 3)
-    return result
+    local_tree.write_json_atomic(local_tree.sidecar(dest, "oceanid-state.json"), record)

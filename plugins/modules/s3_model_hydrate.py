@@ -19,7 +19,10 @@ description:
     with one atomic rename, so a reader (Triton) sees the old tree or the new one, never a mix.
   - An unchanged model costs one HEAD request and no GET. An interrupted download resumes; parts already on
     disk whose bytes match the manifest are not fetched again.
-  - Free space is checked before anything is written.
+  - Free space is checked before anything is written, on the filesystem that will hold the files.
+  - O(dest) must not be a mount point, nor hold one (the new tree is swapped in with one rename, which a mount
+    point cannot take part in); such a O(dest) is refused before anything is written. To hydrate onto a volume
+    of its own, mount it one level up and give a directory inside it, for example C(<mount>/<model>).
 author:
   - Oceanid fleet maintainers (@oceanid)
 extends_documentation_fragment: [oceanid.fleet.s3, ansible.builtin.action_common_attributes, oceanid.fleet.action_group]
@@ -42,7 +45,8 @@ options:
     type: str
   dest:
     description:
-      - The directory to publish the model to. Its parent must be on a filesystem with room for the files to fetch.
+      - The directory to publish the model to; not a mount point. Its parent must be on a filesystem with room for
+        the files to fetch.
       - Hidden siblings C(.<name>.oceanid-state.json) (what was published) and, during a transfer,
         C(.<name>.partial) and C(.<name>.staging-*) live beside it.
     type: path

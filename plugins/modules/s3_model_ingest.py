@@ -91,7 +91,7 @@ seconds:
 
 from ansible_collections.oceanid.fleet.plugins.module_utils.model_manifest import DEFAULT_PART_SIZE
 from ansible_collections.oceanid.fleet.plugins.module_utils.s3_args import fail, run_transfer, s3_module
-from ansible_collections.oceanid.fleet.plugins.module_utils.s3_model_transfer import ingest
+from ansible_collections.oceanid.fleet.plugins.module_utils.s3_model_upload import ingest
 
 
 def main():

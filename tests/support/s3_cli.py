@@ -4,8 +4,8 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The model transfer engine as a command (the benchmarks and the integration tests run it).
 
-It imports plugins/module_utils/{s3_client,model_manifest,s3_model_transfer}.py as plain modules, the way the
-model puller does on GPU hosts, so running it also checks that those files work outside the collection:
+It imports the engine's files in plugins/module_utils/ (s3_client, model_manifest, local_tree, s3_model_transfer,
+s3_model_upload) as plain modules, the way the model puller does on GPU hosts, so running it also checks that those files work outside the collection:
 
   python tests/support/s3_cli.py --endpoint-url URL --bucket B --json hydrate --model-key K --dest D
   python tests/support/s3_cli.py --endpoint-url URL --bucket B ingest --src DIR --model-key K
@@ -19,7 +19,7 @@ import sys
 import types
 
 MODULE_UTILS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "plugins", "module_utils")
-ENGINE_MODULES = ("s3_client", "model_manifest", "s3_model_transfer")
+ENGINE_MODULES = ("s3_client", "model_manifest", "local_tree", "s3_model_transfer", "s3_model_upload")
 
 
 def load_engine(directory=MODULE_UTILS):
@@ -43,6 +43,9 @@ def load_engine(directory=MODULE_UTILS):
     for module in loaded:
         engine.__dict__.update({k: v for k, v in vars(module).items() if not k.startswith("__")})
     return engine
+
+
+_OPTIONS = {"hydrate": ("model_key", "prefix", "delete_extra"), "ingest": ("model_key", "label", "part_size")}
 
 
 def _parser(engine):
@@ -80,28 +83,9 @@ def main(argv=None):
             engine.S3Endpoint(args.endpoint_url, args.region, verify_tls=not args.no_verify_tls),
             max_connections=args.concurrency,
         )
-        if args.command == "hydrate":
-            result = engine.hydrate(
-                client,
-                args.bucket,
-                args.dest,
-                model_key=args.model_key,
-                prefix=args.prefix,
-                delete_extra=args.delete_extra,
-                concurrency=args.concurrency,
-                check_only=args.check,
-            )
-        else:
-            result = engine.ingest(
-                client,
-                args.bucket,
-                args.src,
-                args.model_key,
-                label=args.label,
-                part_size=args.part_size,
-                concurrency=args.concurrency,
-                check_only=args.check,
-            )
+        transfer, local = (engine.hydrate, args.dest) if args.command == "hydrate" else (engine.ingest, args.src)
+        options = {name: getattr(args, name) for name in _OPTIONS[args.command]}
+        result = transfer(client, args.bucket, local, concurrency=args.concurrency, check_only=args.check, **options)
         result["requests"] = client.stats
     except engine.TransferError as exc:
         sys.stderr.write("error: %s\n" % exc)

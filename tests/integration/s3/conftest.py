@@ -86,14 +86,26 @@ def ansible_env(tmp_path) -> dict[str, str]:
 
 
 @pytest.fixture
-def small_filesystem(tmp_path):
-    """A 64 MiB tmpfs mounted on a fresh directory (root only), unmounted afterwards."""
+def mount_tmpfs():
+    """mount_tmpfs(directory, size="64m"): a tmpfs mounted on directory (created; root only), unmounted afterwards."""
     if os.geteuid() != 0:
         pytest.skip("mounting a tmpfs needs root")
-    mountpoint = tmp_path / "small-fs"
-    mountpoint.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mountpoint)], check=True)
-    yield mountpoint
-    subprocess.run(["umount", str(mountpoint)], check=False)
-    if os.path.ismount(mountpoint):
-        subprocess.run(["umount", "-l", str(mountpoint)], check=False)
+    mounted = []
+
+    def mount(mountpoint, size="64m"):
+        mountpoint.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%s" % size, "tmpfs", str(mountpoint)], check=True)
+        mounted.append(mountpoint)
+        return mountpoint
+
+    yield mount
+    for mountpoint in reversed(mounted):
+        subprocess.run(["umount", str(mountpoint)], check=False)
+        if os.path.ismount(mountpoint):
+            subprocess.run(["umount", "-l", str(mountpoint)], check=False)
+
+
+@pytest.fixture
+def small_filesystem(tmp_path, mount_tmpfs):
+    """A 64 MiB tmpfs mounted on a fresh directory (root only), unmounted afterwards."""
+    return mount_tmpfs(tmp_path / "small-fs")

@@ -6,11 +6,14 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ansible_collections.oceanid.fleet.plugins.module_utils import s3_client, s3_model_transfer
+from ansible_collections.oceanid.fleet.plugins.module_utils import s3_client, s3_model_transfer, s3_model_upload
 from tests.support.seaweedfs import CountingProxy, SeaweedS3
 
 MiB = 1024 * 1024
@@ -90,7 +93,7 @@ class S3Case:
         return self.seaweed.boto3_client()
 
     def ingest(self, src: Path, model_key: str = "m1", **kwargs) -> dict:
-        return s3_model_transfer.ingest(self.client(), self.bucket, str(src), model_key=model_key, **kwargs)
+        return s3_model_upload.ingest(self.client(), self.bucket, str(src), model_key=model_key, **kwargs)
 
     def hydrate(self, dest: Path, model_key: str | None = "m1", **kwargs) -> dict:
         if "prefix" in kwargs:
@@ -102,3 +105,32 @@ class S3Case:
 
         body = self.boto.get_object(Bucket=self.bucket, Key=f"manifests/models/{model_key}.json")["Body"].read()
         return json.loads(body)
+
+
+def run_module(env: dict[str, str], module: str, args: dict, check: bool = False) -> dict:
+    """Run oceanid.fleet.<module> with ``ansible`` on localhost; the host's result (failed or not)."""
+    command = [
+        str(Path(sys.executable).parent / "ansible"),
+        "localhost",
+        "-i",
+        "localhost,",
+        "-c",
+        "local",
+        "-e",
+        f"ansible_python_interpreter={sys.executable}",
+        "-m",
+        f"oceanid.fleet.{module}",
+        "-a",
+        json.dumps(args),
+    ]
+    completed = subprocess.run(
+        command + (["--check"] if check else []), env=env, capture_output=True, text=True, timeout=600, check=False
+    )
+    try:
+        report = json.loads(completed.stdout)
+    except ValueError:
+        raise AssertionError(
+            f"ansible printed no JSON (rc {completed.returncode}):\n{completed.stdout[-3000:]}\n"
+            f"{completed.stderr[-3000:]}"
+        ) from None
+    return report["plays"][0]["tasks"][0]["hosts"]["localhost"]

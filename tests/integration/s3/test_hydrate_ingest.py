@@ -1,7 +1,8 @@
 # Copyright: (c) 2025, Oceanid fleet maintainers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The model transfer engine (module_utils/s3_client, model_manifest, s3_model_transfer) and its two modules against a real S3 server.
+"""The model transfer engine (module_utils/s3_client, model_manifest, local_tree, s3_model_transfer,
+s3_model_upload) and its two modules against a real S3 server.
 
 Every test gets its own bucket on the module's SeaweedFS; the engine talks to it through the counting
 proxy, so tests can prove which requests were (not) made and inject corruption and interruptions.
@@ -21,7 +22,16 @@ from pathlib import Path
 import pytest
 
 from ansible_collections.oceanid.fleet.plugins.module_utils import s3_model_transfer
-from tests.integration.s3.s3_helpers import MiB, beside, digests, part_digests, sha256_file, snapshot, write_tree
+from tests.integration.s3.s3_helpers import (
+    MiB,
+    beside,
+    digests,
+    part_digests,
+    run_module,
+    sha256_file,
+    snapshot,
+    write_tree,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 ENGINE = REPO_ROOT / "tests" / "support" / "s3_cli.py"
@@ -403,34 +413,6 @@ def test_ingest_is_idempotent(s3, tmp_path):
 # ---------------------------------------------------------------------------------------------------
 
 
-def _ansible(env: dict[str, str], module: str, args: dict, check: bool = False) -> dict:
-    command = [
-        str(Path(sys.executable).parent / "ansible"),
-        "localhost",
-        "-i",
-        "localhost,",
-        "-c",
-        "local",
-        "-e",
-        f"ansible_python_interpreter={sys.executable}",
-        "-m",
-        f"oceanid.fleet.{module}",
-        "-a",
-        json.dumps(args),
-    ]
-    completed = subprocess.run(
-        command + (["--check"] if check else []), env=env, capture_output=True, text=True, timeout=600, check=False
-    )
-    try:
-        report = json.loads(completed.stdout)
-    except ValueError:
-        raise AssertionError(
-            f"ansible printed no JSON (rc {completed.returncode}):\n{completed.stdout[-3000:]}\n"
-            f"{completed.stderr[-3000:]}"
-        ) from None
-    return report["plays"][0]["tasks"][0]["hosts"]["localhost"]
-
-
 def test_modules_through_ansible(s3, tmp_path, ansible_env):
     src = _model(tmp_path)
     dest = tmp_path / "dest"
@@ -442,21 +424,21 @@ def test_modules_through_ansible(s3, tmp_path, ansible_env):
         "secret_key": s3.seaweed.secret_key,
     }
 
-    first = _ansible(ansible_env, "s3_model_ingest", {**common, "src": str(src), "model_key": "m1", "label": "NER"})
+    first = run_module(ansible_env, "s3_model_ingest", {**common, "src": str(src), "model_key": "m1", "label": "NER"})
     assert first.get("failed") is not True, first
     assert first["changed"] is True and sorted(first["uploaded"]) == sorted(MODEL)
-    second = _ansible(ansible_env, "s3_model_ingest", {**common, "src": str(src), "model_key": "m1", "label": "NER"})
+    second = run_module(ansible_env, "s3_model_ingest", {**common, "src": str(src), "model_key": "m1", "label": "NER"})
     assert second["changed"] is False and second["uploaded"] == []
 
-    checked = _ansible(ansible_env, "s3_model_hydrate", {**common, "model_key": "m1", "dest": str(dest)}, check=True)
+    checked = run_module(ansible_env, "s3_model_hydrate", {**common, "model_key": "m1", "dest": str(dest)}, check=True)
     assert checked["changed"] is True and sorted(checked["plan"]["fetch"]) == sorted(MODEL)
     assert not dest.exists()
-    first = _ansible(ansible_env, "s3_model_hydrate", {**common, "model_key": "m1", "dest": str(dest)})
+    first = run_module(ansible_env, "s3_model_hydrate", {**common, "model_key": "m1", "dest": str(dest)})
     assert first.get("failed") is not True, first
     assert first["changed"] is True and first["files_fetched"] == len(MODEL) and first["verification"] == "sha256"
     assert digests(dest) == digests(src)
     s3.proxy.reset()
-    second = _ansible(ansible_env, "s3_model_hydrate", {**common, "model_key": "m1", "dest": str(dest)})
+    second = run_module(ansible_env, "s3_model_hydrate", {**common, "model_key": "m1", "dest": str(dest)})
     assert second["changed"] is False and second["files_fetched"] == 0
     assert second["requests"]["GET"] == 0 and s3.proxy.methods["GET"] == 0
 
@@ -464,7 +446,7 @@ def test_modules_through_ansible(s3, tmp_path, ansible_env):
         Bucket=s3.bucket, Key="models/m1/1/vocab.txt", Body=os.urandom(4096)
     )  # behind the manifest's back
     (dest / "1/vocab.txt").unlink()
-    failed = _ansible(ansible_env, "s3_model_hydrate", {**common, "model_key": "m1", "dest": str(dest)})
+    failed = run_module(ansible_env, "s3_model_hydrate", {**common, "model_key": "m1", "dest": str(dest)})
     assert failed["failed"] is True and failed["path"] == "1/vocab.txt"
     assert failed["expected"] in failed["msg"] and failed["actual"] in failed["msg"]
 

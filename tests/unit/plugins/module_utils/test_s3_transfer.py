@@ -18,6 +18,7 @@ from unittest import mock
 
 import pytest
 
+from ansible_collections.oceanid.fleet.plugins.module_utils import local_tree as lt
 from ansible_collections.oceanid.fleet.plugins.module_utils import model_manifest as mm
 from ansible_collections.oceanid.fleet.plugins.module_utils import s3_client as c
 from ansible_collections.oceanid.fleet.plugins.module_utils import s3_model_transfer as t
@@ -194,7 +195,7 @@ def test_exchange_swaps_two_directories(tmp_path):
     (tmp_path / "a" / "from-a").write_text("a")
     (tmp_path / "b").mkdir()
     (tmp_path / "b" / "from-b").write_text("b")
-    if not t._exchange(str(tmp_path / "a"), str(tmp_path / "b")):  # pylint: disable=protected-access
+    if not lt.exchange(str(tmp_path / "a"), str(tmp_path / "b")):
         pytest.skip("renameat2(RENAME_EXCHANGE) is not supported on this filesystem")
     assert os.listdir(tmp_path / "a") == ["from-b"] and os.listdir(tmp_path / "b") == ["from-a"]
 
@@ -252,7 +253,7 @@ def test_hydrate_check_only_reports_the_plan(stub, tmp_path):
 
 def test_hydrate_refuses_when_space_is_short(stub, tmp_path, monkeypatch):
     stub.put_model("m", {"a": b"aaaa"})
-    monkeypatch.setattr(t, "_free_bytes", lambda path: 10)
+    monkeypatch.setattr(lt, "free_bytes", lambda path: 10)
     with pytest.raises(t.SpaceError, match="nothing was written"):
         t.hydrate(client_for(stub), "bucket", str(tmp_path / "m"), model_key="m")
     assert os.listdir(tmp_path) == []
@@ -327,12 +328,12 @@ def test_require_same_filesystem(tmp_path, monkeypatch):
 
 
 def test_the_engine_files_work_as_plain_modules_beside_the_puller(stub, tmp_path):
-    """The puller installs s3_client.py, model_manifest.py and s3_model_transfer.py beside itself and imports
+    """The puller installs s3_client.py, model_manifest.py, local_tree.py and s3_model_transfer.py beside itself and imports
     them as plain modules: no package, no ansible_collections (an installed collection must not be used)."""
     stub.put_model("m", {"a.bin": b"aaaa"})
     beside = tmp_path / "opt"
     beside.mkdir()
-    for module in (c, mm, t):
+    for module in (c, mm, lt, t):
         shutil.copy(module.__file__, beside)
     program = (
         "import sys; import s3_client, s3_model_transfer; "
