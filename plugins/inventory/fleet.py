@@ -293,7 +293,7 @@ import time
 from ansible.errors import AnsibleParserError
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
 
-from ansible_collections.oceanid.fleet.plugins.module_utils._ec2_gpu import gpu_facts, is_gpu_family
+from ansible_collections.oceanid.fleet.plugins.module_utils.ec2_gpu_types import gpu_facts, is_gpu_family
 from ansible_collections.oceanid.fleet.plugins.plugin_utils._fleet_cache import (
     CACHE_FORMAT,
     Recorder,
@@ -425,13 +425,13 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             return {}, True
         # Imported here, not at the top: boto3 takes a noticeable part of a second to import, and a cache
         # hit (or an inventory of static hosts only) should not pay for it.
-        from ansible_collections.oceanid.fleet.plugins.module_utils import _ec2_fleet  # pylint: disable=import-outside-toplevel
+        from ansible_collections.oceanid.fleet.plugins.module_utils import _ec2_client  # pylint: disable=import-outside-toplevel
 
-        self._ec2 = _ec2_fleet
-        if not _ec2_fleet.HAS_BOTO3:
+        self._ec2 = _ec2_client
+        if not _ec2_client.HAS_BOTO3:
             raise AnsibleParserError(
                 "%s: the ec2 sources need the boto3 Python library on the controller (%s)"
-                % (self._path, _ec2_fleet.BOTO3_IMPORT_ERROR.strip().splitlines()[-1])
+                % (self._path, _ec2_client.BOTO3_IMPORT_ERROR.strip().splitlines()[-1])
             )
         timeout = float(self.get_option("timeout"))
         max_attempts = max(1, int(self.get_option("attempts")))
@@ -441,7 +441,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         # boto3 sessions and client creation are not thread-safe: clients are made here, used in threads.
         for source in self._sources:
             try:
-                session = _ec2_fleet.make_session(
+                session = _ec2_client.make_session(
                     source.profile, source.access_key, source.secret_key, source.session_token
                 )
             except Exception as exc:  # pylint: disable=broad-except
@@ -450,7 +450,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             sessions[source.index] = session
             for region in source.regions:
                 try:
-                    client = _ec2_fleet.make_client(
+                    client = _ec2_client.make_client(
                         session, "ec2", region, source.endpoint_url, timeout=timeout, max_attempts=max_attempts
                     )
                 except Exception as exc:  # pylint: disable=broad-except
@@ -475,7 +475,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                     failures.append((source, region, sessions.get(source.index), exc, waited))
 
         if failures:
-            self._report_failures(failures, results, _ec2_fleet, timeout)
+            self._report_failures(failures, results, _ec2_client, timeout)
         return results, not failures
 
     def _report_failures(self, failures, results, ec2, timeout):

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 
 from ansible.errors import AnsibleParserError
 
-from ansible_collections.oceanid.fleet.plugins.module_utils._ec2_gpu import validate_extra_types
+from ansible_collections.oceanid.fleet.plugins.module_utils.ec2_gpu_types import validate_extra_types
 
 STATES = ("pending", "running", "shutting-down", "terminated", "stopping", "stopped")
 ADDRESS_FIELDS = {
@@ -31,7 +31,7 @@ HOSTNAME_FIELDS = {
     "public-dns-name": "public_dns_name",
     "private-dns-name": "private_dns_name",
 }
-# The fields of an instance (module_utils/_ec2_fleet.instance_record) that can become ec2_<field> variables.
+# The fields of an instance (module_utils/ec2_instances.instance_record) that can become ec2_<field> variables.
 INSTANCE_FIELDS = (
     "instance_id",
     "instance_type",

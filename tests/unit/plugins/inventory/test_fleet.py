@@ -3,7 +3,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """oceanid.fleet.fleet through ansible-core's InventoryManager, with fake EC2 clients (no network).
 
-The fakes stand in for boto3 at ``_ec2_fleet.make_session``/``make_client``; everything else (validation, threads,
+The fakes stand in for boto3 at ``_ec2_client.make_session``/``make_client``; everything else (validation, threads,
 naming, merging, groups, constructed features, the cache and its replay) is the plugin's real code.
 """
 
@@ -28,7 +28,7 @@ from botocore.credentials import Credentials
 from botocore.exceptions import ClientError, EndpointConnectionError
 
 from ansible_collections.oceanid.fleet.plugins.inventory import fleet as fleet_plugin
-from ansible_collections.oceanid.fleet.plugins.module_utils import _ec2_fleet
+from ansible_collections.oceanid.fleet.plugins.module_utils import _ec2_client
 from ansible_collections.oceanid.fleet.plugins.plugin_utils import _fleet_values
 
 try:  # ansible-core 2.19+: trust instead of unsafe wrappers
@@ -152,8 +152,8 @@ class FakeAWS:
 def aws():
     fake = FakeAWS()
     with (
-        mock.patch.object(_ec2_fleet, "make_session", fake.make_session),
-        mock.patch.object(_ec2_fleet, "make_client", fake.make_client),
+        mock.patch.object(_ec2_client, "make_session", fake.make_session),
+        mock.patch.object(_ec2_client, "make_client", fake.make_client),
     ):
         yield fake
 
@@ -277,7 +277,7 @@ def test_static_hosts_alone_need_no_aws(config):
             }
         }
     )
-    with mock.patch.object(_ec2_fleet, "make_session", side_effect=AssertionError("no AWS for static hosts")):
+    with mock.patch.object(_ec2_client, "make_session", side_effect=AssertionError("no AWS for static hosts")):
         inventory = load(path)
     assert group_hosts(inventory, "k3s_servers") == ["tethys"]
     assert group_hosts(inventory, "gpu_hosts") == ["calypso"]  # its GPUs put it there
