@@ -104,13 +104,14 @@ def run(capsys, client, check_mode=False, **overrides):
     with (
         patch_module_args(args),
         mock.patch.object(module_utils_internal, "is_controller", False),
-        mock.patch.object(aws_modules, "boto3_conn", return_value=client),
+        mock.patch.object(aws_modules, "boto3_conn", return_value=client) as connect,
         mock.patch.object(time, "sleep", side_effect=sleeps.append),
         pytest.raises(SystemExit),
     ):
         ec2_gpu_launch.main()
     result = json.loads(capsys.readouterr().out)
     result["_sleeps"] = sleeps
+    result["_connections"] = [call.kwargs for call in connect.call_args_list]
     return result
 
 
@@ -277,3 +278,30 @@ def test_check_mode_reports_a_refused_dry_run(capsys):
 def test_input_errors(capsys, overrides, message):
     result = run(capsys, FakeEC2(), **overrides)
     assert result["failed"] is True and message in result["msg"]
+
+
+def test_clients_follow_the_timeout_and_the_launch_client_never_retries_in_botocore(capsys):
+    result = run(capsys, FakeEC2(), api_timeout=7.5)
+    assert not result.get("failed"), result
+    reads, launches = result["_connections"]
+    assert reads["resource"] == launches["resource"] == "ec2" and reads["region"] == "us-east-1"
+    for connection in (reads, launches):
+        assert connection["config"].connect_timeout == connection["config"].read_timeout == 7.5
+    assert reads["config"].retries == {"total_max_attempts": 3, "mode": "standard"}
+    assert launches["config"].retries == {"total_max_attempts": 1, "mode": "standard"}
+
+
+def test_an_aws_error_names_the_region_and_the_credential_never_the_secret(capsys):
+    client = FakeEC2()
+    client.describe_instances = mock.Mock(
+        side_effect=error("AuthFailure", "AWS was not able to validate the credentials")
+    )
+    result = run(capsys, client, access_key="AKIAEXAMPLE98765", secret_key="s3cr3t-value")
+    del result["_connections"]  # what the test's stand-in for boto3 was given, not the module's output
+    assert result["failed"] is True
+    assert result["msg"] == (
+        "EC2 in us-east-1 (credentials: access key ****8765 from the access_key/secret_key options) "
+        "(the credentials were rejected (wrong or deactivated access key)): An error occurred (AuthFailure) when "
+        "calling the RunInstances operation: AWS was not able to validate the credentials"
+    )
+    assert result["error"]["code"] == "AuthFailure" and "s3cr3t-value" not in json.dumps(result)
