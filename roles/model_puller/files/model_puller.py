@@ -10,9 +10,9 @@ is READY. A version that fails to load is moved out of the repository again (the
 serving), recorded as bad in the status file, and not retried until its source changes. Old versions
 beyond ``keep`` are removed after the new one serves.
 
-The transfer engine (s3_client.py, model_manifest.py, s3_model_transfer.py) and the Triton client
-(triton.py) are the collection's own module_utils files, installed beside this program; there is no second
-copy of their logic.
+The transfer engine (s3_model_transfer.py with s3_client.py, model_manifest.py and local_tree.py) and the
+Triton client (triton.py) are the collection's own module_utils files, installed beside this program; there
+is no second copy of their logic.
 """
 
 import argparse
