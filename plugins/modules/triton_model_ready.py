@@ -267,9 +267,7 @@ loaded:
   elements: str
   sample: [detector]
 unloaded:
-  description:
-    - Models an unload request was sent for (in check mode, would be sent for).
-    - When the module fails, the requests sent before the failure, the one that failed included.
+  description: Models an unload request was sent for, in the same way as RV(loaded).
   returned: always
   type: list
   elements: str
