@@ -12,6 +12,7 @@ import ctypes.util
 import errno
 import json
 import os
+import re
 import stat
 
 _RENAME_EXCHANGE = 2
@@ -103,3 +104,19 @@ def existing(path):
 def free_bytes(path):
     st = os.statvfs(existing(path))
     return st.f_bavail * st.f_frsize
+
+
+def mounts_at_or_under(path):
+    """The mount points at path or below it, sorted: from /proc/self/mountinfo (bind mounts of the same
+    filesystem included), else by comparing st_dev (what os.path.ismount does)."""
+    real = os.path.realpath(path)
+    try:
+        with open("/proc/self/mountinfo") as handle:
+            points = {re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), line.split()[4]) for line in handle}
+    except OSError:
+        points = {real} if os.path.ismount(real) else set()
+        device = os.stat(real).st_dev
+        for dirpath, dirs, _files in os.walk(real):
+            points.update(os.path.join(dirpath, d) for d in dirs if os.lstat(os.path.join(dirpath, d)).st_dev != device)
+    found = sorted(p for p in points if p == real or p.startswith(real.rstrip("/") + "/"))
+    return [path if p == real else os.path.join(path, os.path.relpath(p, real)) for p in found]

@@ -395,20 +395,17 @@ def _refuse_mounts(dest):
         "a hydrate builds the new tree beside dest, on the same filesystem, and swaps the two directories in one "
         "rename so that readers never see a mix; a mount point cannot be renamed"
     )
-    if os.path.ismount(dest):
+    mounts = local_tree.mounts_at_or_under(dest)
+    if dest in mounts:
         raise TransferError(
             "dest %s is a mount point (%s): give a directory inside the volume as dest, e.g. %s/<model>, or mount "
             "the volume one level up; nothing was written" % (dest, why, dest)
         )
-    device = os.stat(dest).st_dev
-    for dirpath, dirs, _files in os.walk(dest):
-        for name in dirs:
-            inner = os.path.join(dirpath, name)
-            if os.lstat(inner).st_dev != device:
-                raise TransferError(
-                    "%s inside dest %s is a mount point (%s, and its files cannot be linked into the new tree): "
-                    "hydrate into a directory without mounts inside; nothing was written" % (inner, dest, why)
-                )
+    if mounts:
+        raise TransferError(
+            "%s inside dest %s is a mount point (%s, and its files cannot be linked into the new tree): "
+            "hydrate into a directory without mounts inside; nothing was written" % (mounts[0], dest, why)
+        )
 
 
 def require_same_filesystem(path, other, what):

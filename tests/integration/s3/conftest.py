@@ -87,14 +87,16 @@ def ansible_env(tmp_path) -> dict[str, str]:
 
 @pytest.fixture
 def mount_tmpfs():
-    """mount_tmpfs(directory, size="64m"): a tmpfs mounted on directory (created; root only), unmounted afterwards."""
+    """mount_tmpfs(directory, size="64m"): a tmpfs mounted on directory (created; root only), unmounted afterwards;
+    with bind=True, directory bind-mounted on itself instead (same filesystem: os.path.ismount does not see it)."""
     if os.geteuid() != 0:
         pytest.skip("mounting a tmpfs needs root")
     mounted = []
 
-    def mount(mountpoint, size="64m"):
+    def mount(mountpoint, size="64m", bind=False):
         mountpoint.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%s" % size, "tmpfs", str(mountpoint)], check=True)
+        how = ["--bind", str(mountpoint)] if bind else ["-t", "tmpfs", "-o", "size=%s" % size, "tmpfs"]
+        subprocess.run(["mount", *how, str(mountpoint)], check=True)
         mounted.append(mountpoint)
         return mountpoint
 

@@ -54,6 +54,18 @@ def test_a_mount_point_as_dest_is_refused_before_any_byte(s3, tmp_path, small_fi
     assert sorted(os.listdir(tmp_path)) == parent_before and beside(small_filesystem) == []
 
 
+def test_a_bind_mount_as_dest_is_refused_before_any_byte(s3, tmp_path, mount_tmpfs):
+    """A bind mount of the same filesystem: os.path.ismount says no, renameat2 would still fail with EBUSY."""
+    s3.ingest(write_tree(tmp_path / "src", MODEL))
+    dest = mount_tmpfs(tmp_path / "dest", bind=True)
+    assert not os.path.ismount(dest)
+    s3.proxy.reset()
+
+    with pytest.raises(s3_model_transfer.TransferError, match="%s is a mount point" % dest):
+        s3.hydrate(dest)
+    assert sum(s3.proxy.methods.values()) == 0 and beside(dest) == []
+
+
 def test_a_mount_inside_dest_is_refused_before_any_byte(s3, tmp_path, mount_tmpfs):
     s3.ingest(write_tree(tmp_path / "src", MODEL))
     dest = write_tree(tmp_path / "dest", {"config.pbtxt": b"old"})

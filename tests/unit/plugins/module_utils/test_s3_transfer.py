@@ -304,13 +304,36 @@ def test_a_refused_head_says_credentials_or_signature(stub, tmp_path):
         t.hydrate(client_for(stub), "bucket", str(tmp_path / "m"), model_key="m")
 
 
-def test_a_mount_point_dest_is_refused_before_any_request(stub, tmp_path, monkeypatch):
-    (tmp_path / "vol").mkdir()
-    real_ismount = os.path.ismount
-    monkeypatch.setattr(os.path, "ismount", lambda p: p == str(tmp_path / "vol") or real_ismount(p))
-    with pytest.raises(t.TransferError, match="is a mount point.*nothing was written"):
+@pytest.mark.parametrize(
+    "mounts,message",
+    [
+        (["vol"], "vol is a mount point .*nothing was written"),
+        (["vol/1"], "vol/1 inside dest .* is a mount point .*nothing was written"),
+    ],
+)
+def test_a_mount_point_at_or_in_dest_is_refused_before_any_request(stub, tmp_path, monkeypatch, mounts, message):
+    (tmp_path / "vol" / "1").mkdir(parents=True)
+    monkeypatch.setattr(lt, "mounts_at_or_under", lambda path: [str(tmp_path / m) for m in mounts])
+    with pytest.raises(t.TransferError, match=message):
         t.hydrate(client_for(stub), "bucket", str(tmp_path / "vol"), model_key="m")
     assert stub.requests == [] and sorted(os.listdir(tmp_path)) == ["vol"]
+
+
+def test_mounts_at_or_under(tmp_path, monkeypatch):
+    assert lt.mounts_at_or_under("/") and lt.mounts_at_or_under("/")[0] == "/"
+    assert lt.mounts_at_or_under(str(tmp_path)) == []
+    mountinfo = tmp_path / "mountinfo"
+    mountinfo.write_text(
+        "1 0 8:1 / / rw - ext4 /dev/sda1 rw\n"
+        "2 1 0:5 / %s/a\\040b rw - tmpfs tmpfs rw\n"
+        "3 1 8:1 /x %s/c rw - ext4 /dev/sda1 rw\n" % (tmp_path, tmp_path)
+    )
+    real_open = open
+    monkeypatch.setattr(
+        "builtins.open", lambda path, *a, **k: real_open(mountinfo if path == "/proc/self/mountinfo" else path, *a, **k)
+    )
+    assert lt.mounts_at_or_under(str(tmp_path)) == [str(tmp_path / "a b"), str(tmp_path / "c")]
+    assert lt.mounts_at_or_under(str(tmp_path / "c")) == [str(tmp_path / "c")]
 
 
 def test_require_same_filesystem(tmp_path, monkeypatch):
