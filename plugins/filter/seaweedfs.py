@@ -34,6 +34,21 @@ def _location(settings, rack=True):
     return args
 
 
+def _per_component(components, builders, what):
+    """{component: builders[component]()} for each component; an unknown one or a missing setting fails naming it."""
+    result = {}
+    for component in components:
+        if component not in builders:
+            raise AnsibleFilterError(
+                f"unknown seaweedfs component {component!r}; expected one of {', '.join(COMPONENTS)}"
+            )
+        try:
+            result[component] = builders[component]()
+        except KeyError as exc:
+            raise AnsibleFilterError(f"the settings for the {component} {what} have no {exc.args[0]!r}")
+    return result
+
+
 def seaweedfs_arch(architecture):
     """The release archive's name for an architecture fact (x86_64 -> amd64); unknown names pass through."""
     architecture = architecture or "x86_64"
@@ -53,12 +68,15 @@ def seaweedfs_commands(components, settings):
     """The argv of each component of this host: {component: [weed, subcommand, flags...]}."""
     weed = _setting(settings, "weed")
     listen = [f"-ip={_setting(settings, 'address')}", f"-ip.bind={_setting(settings, 'bind')}"]
+
+    def server(name):
+        """weed <name> with the address it advertises, the one it binds, and its HTTP and gRPC ports."""
+        return [weed, name, *listen, f"-port={settings[name + '_port']}", f"-port.grpc={settings[name + '_grpc_port']}"]
+
     builders = {
         "master": lambda: (
-            [weed, "master", *listen]
+            server("master")
             + [
-                f"-port={settings['master_port']}",
-                f"-port.grpc={settings['master_grpc_port']}",
                 f"-mdir={settings['master_dir']}",
                 "-peers=" + ("none" if _int(settings["master_count"]) == 1 else settings["masters"]),
                 f"-volumeSizeLimitMB={settings['volume_size_limit_mb']}",
@@ -68,10 +86,8 @@ def seaweedfs_commands(components, settings):
             + list(settings.get("master_extra_args") or [])
         ),
         "volume": lambda: (
-            [weed, "volume", *listen]
+            server("volume")
             + [
-                f"-port={settings['volume_port']}",
-                f"-port.grpc={settings['volume_grpc_port']}",
                 f"-dir={settings['volume_dir']}",
                 f"-max={settings['volume_max']}",
                 f"-master={settings['masters']}",
@@ -82,10 +98,8 @@ def seaweedfs_commands(components, settings):
             + list(settings.get("volume_extra_args") or [])
         ),
         "filer": lambda: (
-            [weed, "filer", *listen]
+            server("filer")
             + [
-                f"-port={settings['filer_port']}",
-                f"-port.grpc={settings['filer_grpc_port']}",
                 f"-master={settings['masters']}",
             ]
             + _location(settings)
@@ -117,17 +131,7 @@ def seaweedfs_commands(components, settings):
             + list(settings.get("mount_extra_args") or [])
         ),
     }
-    commands = {}
-    for component in components:
-        if component not in builders:
-            raise AnsibleFilterError(
-                f"unknown seaweedfs component {component!r}; expected one of {', '.join(COMPONENTS)}"
-            )
-        try:
-            commands[component] = builders[component]()
-        except KeyError as exc:
-            raise AnsibleFilterError(f"the settings for the {component} command line have no {exc.args[0]!r}")
-    return commands
+    return _per_component(components, builders, "command line")
 
 
 def seaweedfs_health_checks(components, settings):
@@ -155,17 +159,7 @@ def seaweedfs_health_checks(components, settings):
         ),
         "mount": lambda: ["--mount", settings["mount_dir"]],
     }
-    result = {}
-    for component in components:
-        if component not in checks:
-            raise AnsibleFilterError(
-                f"unknown seaweedfs component {component!r}; expected one of {', '.join(COMPONENTS)}"
-            )
-        try:
-            result[component] = checks[component]()
-        except KeyError as exc:
-            raise AnsibleFilterError(f"the settings for the {component} health check have no {exc.args[0]!r}")
-    return result
+    return _per_component(components, checks, "health check")
 
 
 def seaweedfs_s3_identities(identities, anonymous_actions=()):
