@@ -104,6 +104,9 @@ def configs(directory: Path, url: str, regions: list[str]) -> dict[str, Path]:
                 "endpoint_url": url,
             }
         ],
+        # botocore's default read time-out, which aws_ec2 uses: moto on a busy machine can take over our default
+        # 10 s to render one page of 1,000 instances, and a retried query would time the retries, not the plugin
+        "timeout": 60,
         "gpu_group": "gpu_hosts",
         **cache,
         "cache_connection": str(directory / "cache-ours"),
@@ -274,6 +277,12 @@ def main() -> None:
     parser.add_argument(
         "--ours-only", action="store_true", help="leave out aws_ec2 (its rows and the equivalence check)"
     )
+    parser.add_argument(
+        "--pairs",
+        type=int,
+        default=0,
+        help="then N back-to-back pairs of ours warm and the floor: the median of the pairs' ratios (a busy machine)",
+    )
     parser.add_argument("--load", action="store_true", help="also time the inventory load alone (InventoryManager)")
     parser.add_argument(
         "--shared-moto", action="store_true", help="one moto process for every region instead of one per region"
@@ -353,6 +362,8 @@ def main() -> None:
             )
         floor = median(times["floor_bare static"])
         floor_ratio = median(times["ours warm"]) / floor
+        # each round's ours warm over the same round's floor: robust to a machine whose load drifts between rounds
+        per_round = [ours / bare for ours, bare in zip(times["ours warm"], times["floor_bare static"], strict=True)]
         print(
             f"  ours warm / floor (same hosts and groups, no host variable): {floor_ratio:.2f}x "
             f"({median(times['ours warm']):.2f} s / {floor:.2f} s; CPU {median(cpus['ours warm']) / median(cpus['floor_bare static']):.2f}x)"
@@ -361,7 +372,8 @@ def main() -> None:
                 if args.load
                 else ""
             )
-            + f"; target <= 1.2x: {'met' if floor_ratio <= 1.2 else 'NOT met'}"
+            + f"; per round {', '.join(f'{r:.2f}' for r in per_round)}, median {median(per_round):.2f}x"
+            + f"; target <= 1.2x: {'met' if max(floor_ratio, median(per_round)) <= 1.2 else 'NOT met'}"
         )
         print(
             f"  ours warm against a script printing the same inventory: "
@@ -385,6 +397,18 @@ def main() -> None:
                     f"  load-only ratio ours/aws_ec2: cold {median(times['ours cold load']) / median(times['aws_ec2 cold load']):.2f}, "
                     f"warm {median(times['ours warm load']) / median(times['aws_ec2 warm load']):.2f}"
                 )
+        if args.pairs:
+            ratios, cpu_ratios = [], []
+            for _pair in range(args.pairs):
+                ours_wall, ours_cpu, _output = inventory_list(paths["ours"], env)
+                floor_wall, floor_cpu, _output = inventory_list(paths["floor_bare"], env)
+                ratios.append(ours_wall / floor_wall)
+                cpu_ratios.append(ours_cpu / floor_cpu)
+            print(
+                f"  {args.pairs} back-to-back pairs, ours warm / floor: median {median(ratios):.2f}x wall "
+                f"({min(ratios):.2f}-{max(ratios):.2f}), {median(cpu_ratios):.2f}x CPU "
+                f"({min(cpu_ratios):.2f}-{max(cpu_ratios):.2f})"
+            )
         print(f"load average at the end: {os.getloadavg()[0]:.2f}")
     finally:
         moto.stop()

@@ -204,7 +204,6 @@ options:
         server errors, time-outs). V(1) never retries."
     type: int
     default: 3
-    version_added: 0.2.0
   region_errors:
     description:
       - V(fail) stops with an error that names every failed source, region and credential, and why. The inventory
