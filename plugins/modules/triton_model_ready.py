@@ -283,11 +283,15 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.oceanid.fleet.plugins.module_utils.triton import (
     LOADING,
     READY,
-    STATUS_ABSENT,
     UNLOADING,
-    ModelWaiter,
     TritonClient,
     TritonError,
+    triton_argument_spec,
+    validate_url,
+)
+from ansible_collections.oceanid.fleet.plugins.module_utils.triton_readiness import (
+    STATUS_ABSENT,
+    ModelWaiter,
     WaitFailed,
     assess,
     config_matches,
@@ -295,8 +299,6 @@ from ansible_collections.oceanid.fleet.plugins.module_utils.triton import (
     index_entries,
     serving_rows,
     summary,
-    triton_argument_spec,
-    validate_url,
 )
 
 # Check mode asks once, this quickly, whether the server is there at all.

@@ -11,8 +11,8 @@ serving), recorded as bad in the status file, and not retried until its source c
 beyond ``keep`` are removed after the new one serves.
 
 The transfer engine (s3_model_transfer.py with s3_client.py, model_manifest.py and local_tree.py) and the
-Triton client (triton.py) are the collection's own module_utils files, installed beside this program; there
-is no second copy of their logic.
+Triton client (triton.py, with the readiness logic in triton_readiness.py) are the collection's own module_utils
+files, installed beside this program; there is no second copy of their logic.
 """
 
 import argparse
@@ -30,6 +30,7 @@ import model_manifest
 import s3_client
 import s3_model_transfer
 import triton
+import triton_readiness
 
 
 def log(message, **fields):
@@ -90,20 +91,20 @@ class Puller:
     def wait_for_version(self, name, version):
         """(True, "") when the version is READY; (False, reason) when it failed or the wait timed out.
 
-        The collection's readiness logic (triton.ModelWaiter, as in triton_model_ready). After an explicit
-        load request returned, a version that is not READY and not loading is final (e.g. a version policy
-        that excludes it). In poll mode the version may not be in the index yet: it is waited for.
+        The collection's readiness logic (triton_readiness.ModelWaiter, as in triton_model_ready). After an
+        explicit load request returned, a version that is not READY and not loading is final (e.g. a version
+        policy that excludes it). In poll mode the version may not be in the index yet: it is waited for.
         """
-        waiter = triton.ModelWaiter(
+        waiter = triton_readiness.ModelWaiter(
             self.triton, self.ready_timeout, interval=0.2, absent_model="fail" if self.explicit else "wait"
         )
         try:
             waiter.wait_ready(
-                [triton.model_request(name, version)],
+                [triton_readiness.model_request(name, version)],
                 "waiting for version %s of model %s" % (version, name),
                 settled_is_final=self.explicit,
             )
-        except triton.WaitFailed as exc:
+        except triton_readiness.WaitFailed as exc:
             return False, str(exc)
         return True, ""
 

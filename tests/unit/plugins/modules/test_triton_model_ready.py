@@ -21,7 +21,7 @@ import pytest
 from ansible.module_utils import _internal as module_utils_internal
 from ansible.module_utils.testing import patch_module_args
 
-from ansible_collections.oceanid.fleet.plugins.module_utils import triton as triton_utils
+from ansible_collections.oceanid.fleet.plugins.module_utils import triton_readiness
 from ansible_collections.oceanid.fleet.plugins.modules import triton_model_ready
 
 POLLING = "explicit model load / unload is not allowed if polling is enabled"
@@ -175,7 +175,7 @@ def triton():
 
 @pytest.fixture(autouse=True)
 def short_grace(monkeypatch):
-    monkeypatch.setattr(triton_utils, "FAILURE_GRACE", 0.2)
+    monkeypatch.setattr(triton_readiness, "FAILURE_GRACE", 0.2)
 
 
 def free_port() -> int:
