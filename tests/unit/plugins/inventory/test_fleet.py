@@ -17,7 +17,8 @@ from unittest import mock
 
 import pytest
 import yaml
-from ansible.errors import AnsibleParserError
+from ansible import constants as C
+from ansible.errors import AnsibleError, AnsibleParserError
 from ansible.inventory.data import InventoryData
 from ansible.inventory.host import Host
 from ansible.inventory.manager import InventoryManager
@@ -659,7 +660,16 @@ def test_region_errors_fail_is_the_default_and_keeps_no_host(config, aws):
     aws.add("eu-west-1", error=EndpointConnectionError(endpoint_url="https://ec2.eu-west-1.amazonaws.com/"))
     path = config({"static": {"tethys": {}}, "ec2": [{"regions": ["eu-west-1"]}]})
     assert "EC2 query failed" in load_failing(path)
-    assert "tethys" not in load(path).hosts  # InventoryManager drops the failed source whole
+    with (  # ansible-core's defaults
+        mock.patch.object(C, "INVENTORY_ANY_UNPARSED_IS_FAILED", False),
+        mock.patch.object(C, "INVENTORY_UNPARSED_IS_FAILED", False),
+    ):
+        assert "tethys" not in load(path).hosts  # InventoryManager drops the failed source whole
+    with (
+        mock.patch.object(C, "INVENTORY_ANY_UNPARSED_IS_FAILED", True),  # this repository's ansible.cfg
+        pytest.raises(AnsibleError, match="Completely failed to parse inventory source"),
+    ):
+        load(path)
 
 
 # --- cache -----------------------------------------------------------------------------------------------------------
