@@ -101,7 +101,7 @@ class FakeEC2:
         self.threads.append(threading.current_thread().name)
         time.sleep(self.delay)
         if self.error:
-            for _ in range(self.sends):
+            for _attempt in range(self.sends):
                 for event, handler in self.handlers:
                     if event == "before-send.ec2.DescribeInstances":
                         handler(request=None)
