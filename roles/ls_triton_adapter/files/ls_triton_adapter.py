@@ -717,7 +717,9 @@ class PoolServer(socketserver.TCPServer):
     def __init__(self, address, adapter: Adapter, workers: int, queue_size: int):
         self.adapter = adapter
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
+        self._busy: queue.Queue = queue.Queue(maxsize=64)
         super().__init__(address, Handler)
+        threading.Thread(target=self._refuse, name="refuse", daemon=True).start()
         self._workers = [threading.Thread(target=self._work, name=f"worker-{i}", daemon=True) for i in range(workers)]
         for worker in self._workers:
             worker.start()
@@ -739,19 +741,41 @@ class PoolServer(socketserver.TCPServer):
         try:
             self._queue.put_nowait((request, client_address))
         except queue.Full:
-            body = json.dumps(error_body(503, "every worker is busy and the queue is full; retry later")).encode()
+            LOG.error("busy: answering 503 to %s", client_address[0])
             try:
+                self._busy.put_nowait(request)
+            except queue.Full:  # even the refusals are backed up: just close
+                self.shutdown_request(request)
+
+    def _refuse(self):
+        """Answer 503 to the connections the pool cannot take: read what the client sends (bounded), so that it
+        sees the answer instead of a reset connection, answer, close."""
+        body = json.dumps(error_body(503, "every worker is busy and the queue is full; retry later")).encode()
+        while True:
+            request = self._busy.get()
+            if request is None:
+                return
+            try:
+                request.settimeout(0.2)
                 request.sendall(BUSY % (len(body), body))
+                request.shutdown(socket.SHUT_WR)
+                deadline, drained = time.monotonic() + 2.0, 0
+                while time.monotonic() < deadline and drained < self.adapter.config.max_body_bytes:
+                    chunk = request.recv(65536)
+                    if not chunk:
+                        break
+                    drained += len(chunk)
             except OSError:
                 pass
-            LOG.error("busy: answered 503 to %s", client_address[0])
-            self.shutdown_request(request)
+            finally:
+                request.close()
 
     def handle_error(self, request, client_address):
         LOG.exception("error serving %s", client_address[0] if client_address else "?")
 
     def server_close(self):
         super().server_close()
+        self._busy.put(None)
         for _ in self._workers:
             try:
                 self._queue.put_nowait(None)
