@@ -93,7 +93,9 @@ class Play:
         (directory / "site.yml").write_text(PLAYBOOK, encoding="utf-8")
 
     def admin_url(self, password: str = ADMIN_PASSWORD) -> str:
-        return f"postgresql://postgres:{quote(password, safe='')}@127.0.0.1:{self.cluster.port}/postgres?sslmode=disable"
+        return (
+            f"postgresql://postgres:{quote(password, safe='')}@127.0.0.1:{self.cluster.port}/postgres?sslmode=disable"
+        )
 
     def variables(self, **overrides) -> dict:
         return {
