@@ -19,6 +19,7 @@ Every error answer raises ``LabelStudioError``, carrying the HTTP ``status``, ``
 import base64
 import http.client
 import json
+import re
 import socket
 import ssl
 import time
@@ -32,6 +33,7 @@ TOKEN_LEGACY = "legacy token"
 TOKEN_PAT = "personal access token"
 
 PAGE_SIZE = 100
+_TAG = re.compile(r"</?a\b[^>]*>")
 # Refresh the access token this many seconds before its exp (clock skew, a slow request).
 _ACCESS_TOKEN_MARGIN = 15.0
 # Answers worth a second try (rate limit, a proxy in front of a restarting server); with a pause before each.
@@ -189,6 +191,7 @@ def describe_error(status, method, where, detail, validation_errors, text, token
         reason = formatted if not reason or reason == "Validation error" else "%s: %s" % (reason, formatted)
     if not reason:
         reason = text[:500] if text else "(empty body)"
+    reason = _TAG.sub("", reason)  # Label Studio puts HTML links into some messages
     head = "Label Studio %s %s answered HTTP %s" % (method, where, status)
     if status == 401:
         what = "the API token (detected as a %s) was refused" % token_kind
@@ -500,6 +503,7 @@ def resolve_project_for_module(module, client):
 
 def fail_from_error(module, exc, what, **result):
     """fail_json with ``what`` (e.g. "creating the ML backend ...") and Label Studio's error, its status and details."""
+    result["changed"] = False  # Label Studio validates before it saves: a refused request changed nothing
     module.fail_json(
         msg="%s: %s" % (what, exc),
         status=exc.status,

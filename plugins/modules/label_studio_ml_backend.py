@@ -7,7 +7,7 @@
 DOCUMENTATION = r"""
 module: label_studio_ml_backend
 short_description: Connect an ML backend to a Label Studio project, idempotent by its URL
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Makes sure the project O(project) has an ML backend at O(backend_url) (O(state=present)) with the given title,
     description, interactivity, timeout and extra parameters, or has none at that URL (O(state=absent)).

@@ -7,7 +7,7 @@
 DOCUMENTATION = r"""
 module: label_studio_project
 short_description: Create, update or delete a Label Studio project by its exact title
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Makes sure a Label Studio project with the exact title O(title) exists (O(state=present)) or does not
     (O(state=absent)). Label Studio's own title filter is a substring match and titles are not unique, so the

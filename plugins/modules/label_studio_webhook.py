@@ -7,7 +7,7 @@
 DOCUMENTATION = r"""
 module: label_studio_webhook
 short_description: Manage a Label Studio project webhook, idempotent by its URL
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Makes sure the project O(project) has a webhook to O(webhook_url) (O(state=present)) with the given actions,
     headers, payload setting and activity, or has none to that URL (O(state=absent)).
