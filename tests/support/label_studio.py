@@ -256,7 +256,7 @@ class FakeMLBackend:
                     self._answer(200, {"model_version": backend.model_version})
                 elif path == "/predict":
                     tasks = (body or {}).get("tasks") or []
-                    self._answer(200, {"results": [{"result": [], "score": 0.0} for _ in tasks]})
+                    self._answer(200, {"results": [{"result": [], "score": 0.0} for _task in tasks]})
                 elif path == "/webhook":
                     self._answer(200, {"status": "Unknown event"})
                 else:

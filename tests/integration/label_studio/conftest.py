@@ -107,7 +107,9 @@ class Play:
         command += ["--check"] if check else []
         command += ["--diff"] if diff else []
         command += ["-" + "v" * verbosity] if verbosity else []
-        out = subprocess.run(command, env=env, cwd=self.workdir, capture_output=True, text=True, timeout=600)
+        out = subprocess.run(
+            command, env=env, cwd=self.workdir, capture_output=True, text=True, timeout=600, check=False
+        )
         if not json_output:
             return PlayResult(out.returncode, [], out.stdout, out.stderr)
         try:

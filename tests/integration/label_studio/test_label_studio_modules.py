@@ -96,7 +96,7 @@ def test_bad_labels_fail_naming_the_item_and_create_nothing(play, label_studio, 
 
 
 def test_ambiguous_title_fails_naming_the_ids(play, label_studio, title):
-    ids = [label_studio.api("POST", "/api/projects/", {"title": title})[1]["id"] for _ in range(2)]
+    ids = [label_studio.api("POST", "/api/projects/", {"title": title})[1]["id"] for _copy in range(2)]
     result = play(
         [
             ("label_studio_project", {"title": title, "labels": ["A"]}),
