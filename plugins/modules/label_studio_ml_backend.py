@@ -179,13 +179,8 @@ deleted:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.oceanid.fleet.plugins.module_utils.label_studio import (
-    LabelStudioError,
-    client_from_module,
-    fail_from_error,
-    label_studio_argument_spec,
-    resolve_project_for_module,
-)
+from ansible_collections.oceanid.fleet.plugins.module_utils.label_studio import label_studio_argument_spec
+from ansible_collections.oceanid.fleet.plugins.module_utils.label_studio_module import ProjectObjectRunner
 
 _RETURNED = (
     "id",
@@ -204,10 +199,6 @@ _RETURNED = (
 _MANAGED = ("title", "description", "is_interactive", "timeout", "extra_params")
 
 
-def _same_url(a, b):
-    return (a or "").rstrip("/") == (b or "").rstrip("/")
-
-
 def _public(backend):
     return {key: backend.get(key) for key in _RETURNED if key in backend}
 
@@ -224,6 +215,63 @@ def _equal(key, want, have):
     return want == have
 
 
+class MLBackendRunner(ProjectObjectRunner):
+    kind = "ML backend"
+    url_option = "backend_url"
+    result_key = "ml_backend"
+
+    def wanted(self):
+        return {key: self.params[key] for key in _MANAGED if self.params[key] is not None}
+
+    def matches(self, item):
+        return (item.get("url") or "").rstrip("/") == self.url.rstrip("/")
+
+    def list_objects(self):
+        return self.client.list_ml_backends(self.project_id)
+
+    def delete_object(self, item):
+        self.client.delete_ml_backend(item["id"])
+
+    def after_delete(self):
+        # Label Studio's own webhook for the backend outlives it.
+        hook = self.url.rstrip("/") + "/webhook"
+        for webhook in self.client.list_webhooks(self.project_id):
+            if webhook.get("project") == self.project_id and webhook.get("url") == hook:
+                self.client.delete_webhook(webhook["id"])
+
+    def shown(self, item):
+        return _managed(item)
+
+    def planned(self):
+        return dict(self.wanted(), url=self.url)
+
+    def present(self, current):
+        wanted = self.wanted()
+        if current is None:
+            after = dict(wanted, url=self.url, project=self.project_id)
+            self.result.update(changed=True, diff={"before": {}, "after": _managed(after)})
+            if not self.module.check_mode:
+                after = self.client.create_ml_backend(after)
+        else:
+            changes = {k: v for k, v in wanted.items() if not _equal(k, v, current.get(k))}
+            after = current
+            if changes:
+                # The full object: Label Studio validates the backend again and needs url and project for it.
+                body = dict(_managed(current), **changes)
+                body.update(url=current["url"], project=self.project_id)
+                body = {k: v for k, v in body.items() if v is not None}
+                self.result["changed"] = True
+                after = dict(current, **changes)
+                if not self.module.check_mode:
+                    after = self.client.update_ml_backend(current["id"], body)
+            self.result["diff"] = {"before": _managed(current), "after": _managed(after)}
+        self.result["ml_backend"] = _public(after)
+        state = after.get("state")
+        if self.params["require_connected"] and not self.module.check_mode and state != "CO":
+            error = after.get("error_message")
+            self.fail("Label Studio reports it not connected (state %s%s)" % (state, ": %s" % error if error else ""))
+
+
 def main():
     argument_spec = label_studio_argument_spec()
     argument_spec.update(
@@ -238,74 +286,7 @@ def main():
         require_connected={"type": "bool", "default": True},
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    params = module.params
-    backend_url = params["backend_url"]
-    where = "ML backend %s" % backend_url
-    result = {"changed": False, "ml_backend": {}, "project_id": None, "deleted": []}
-    if not backend_url.startswith(("http://", "https://")):
-        module.fail_json(msg="%s: backend_url must start with http:// or https://" % where, **result)
-    client = client_from_module(module)
-    try:
-        project = resolve_project_for_module(module, client)
-        wanted = {key: params[key] for key in _MANAGED if params[key] is not None}
-        if project is None:  # check mode, the project is not there yet
-            if params["state"] == "present":
-                result["ml_backend"] = dict(wanted, url=backend_url)
-                result.update(changed=True, diff={"before": {}, "after": result["ml_backend"]})
-            module.exit_json(**result)
-        project_id = project["id"]
-        where += " of project %s (%r)" % (project_id, project.get("title"))
-        result["project_id"] = project_id
-        backends = [b for b in client.list_ml_backends(project_id) if _same_url(b.get("url"), backend_url)]
-
-        if params["state"] == "absent":
-            if backends:
-                result.update(changed=True, deleted=[b["id"] for b in backends])
-                result["diff"] = {"before": _managed(backends[0]), "after": {}}
-                if not module.check_mode:
-                    for backend in backends:
-                        client.delete_ml_backend(backend["id"])
-                    hook = backend_url.rstrip("/") + "/webhook"
-                    for webhook in client.list_webhooks(project_id):
-                        if webhook.get("project") == project_id and webhook.get("url") == hook:
-                            client.delete_webhook(webhook["id"])
-            module.exit_json(**result)
-
-        current = backends[0] if backends else None
-        if len(backends) > 1:
-            module.warn(
-                "%s: %d backends with this URL (ids %s); managing id %s"
-                % (where, len(backends), ", ".join(str(b["id"]) for b in backends), current["id"])
-            )
-        if current is None:
-            after = dict(wanted, url=backend_url, project=project_id)
-            result.update(changed=True, diff={"before": {}, "after": _managed(after)})
-            if not module.check_mode:
-                after = client.create_ml_backend(after)
-        else:
-            changes = {k: v for k, v in wanted.items() if not _equal(k, v, current.get(k))}
-            after = current
-            if changes:
-                # The full object: Label Studio validates the backend again and needs url and project for it.
-                body = dict(_managed(current), **changes)
-                body.update(url=current["url"], project=project_id)
-                body = {k: v for k, v in body.items() if v is not None}
-                result["changed"] = True
-                after = dict(current, **changes)
-                if not module.check_mode:
-                    after = client.update_ml_backend(current["id"], body)
-            result["diff"] = {"before": _managed(current), "after": _managed(after)}
-        result["ml_backend"] = _public(after)
-        state = after.get("state")
-        if params["require_connected"] and not module.check_mode and state != "CO":
-            module.fail_json(
-                msg="%s: Label Studio reports it not connected (state %s%s)"
-                % (where, state, ": %s" % after.get("error_message") if after.get("error_message") else ""),
-                **result,
-            )
-    except LabelStudioError as exc:
-        fail_from_error(module, exc, where, **result)
-    module.exit_json(**result)
+    module.exit_json(**MLBackendRunner(module).run())
 
 
 if __name__ == "__main__":

@@ -184,9 +184,11 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.oceanid.fleet.plugins.module_utils.label_studio import (
     LabelStudioError,
+    label_studio_argument_spec,
+)
+from ansible_collections.oceanid.fleet.plugins.module_utils.label_studio_module import (
     client_from_module,
     fail_from_error,
-    label_studio_argument_spec,
 )
 
 _LABEL_KEYS = ("value", "background", "hotkey")

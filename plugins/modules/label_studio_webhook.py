@@ -162,13 +162,8 @@ deleted:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.oceanid.fleet.plugins.module_utils.label_studio import (
-    LabelStudioError,
-    client_from_module,
-    fail_from_error,
-    label_studio_argument_spec,
-    resolve_project_for_module,
-)
+from ansible_collections.oceanid.fleet.plugins.module_utils.label_studio import label_studio_argument_spec
+from ansible_collections.oceanid.fleet.plugins.module_utils.label_studio_module import ProjectObjectRunner
 
 # Organization-level actions Label Studio 1.23 refuses on a project webhook.
 ORGANIZATION_ONLY_ACTIONS = ("PROJECT_CREATED", "PROJECT_DELETED")
@@ -190,8 +185,14 @@ def _state(webhook):
     }
 
 
-def _hidden(state, project_id=None, webhook_id=None):
-    out = dict(state, headers=dict.fromkeys(state.get("headers", {}), _HIDDEN))
+def _hidden(state, project_id=None, webhook_id=None, changed_from=None):
+    """The state with header values hidden; with ``changed_from``, a header whose value differs says so."""
+    other = (changed_from or {}).get("headers") or {}
+    headers = {
+        name: _HIDDEN + (" (changed)" if changed_from is not None and name in other and other[name] != value else "")
+        for name, value in (state.get("headers") or {}).items()
+    }
+    out = dict(state, headers=headers)
     if project_id is not None:
         out["project"] = project_id
     if webhook_id is not None:
@@ -199,27 +200,81 @@ def _hidden(state, project_id=None, webhook_id=None):
     return out
 
 
-def _check_actions(module, client, actions, where):
-    org_only = [a for a in actions if a in ORGANIZATION_ONLY_ACTIONS]
-    if org_only:
-        module.fail_json(
-            msg="%s: actions %s are organization-only; Label Studio refuses them on a project webhook"
-            % (where, ", ".join(org_only))
-        )
-    known = client.webhook_actions()
-    if isinstance(known, dict) and known:
-        unknown = [a for a in actions if a not in known]
-        org_only = [a for a in actions if a in known and (known[a] or {}).get("organization-only")]
-        if unknown:
-            module.fail_json(
-                msg="%s: unknown action(s) %s; Label Studio at %s knows %s"
-                % (where, ", ".join(unknown), client.url, ", ".join(sorted(known)))
+class WebhookRunner(ProjectObjectRunner):
+    kind = "webhook"
+    url_option = "webhook_url"
+    result_key = "webhook"
+
+    def __init__(self, module):
+        super().__init__(module)
+        self.actions = sorted(set(self.params["actions"]))
+        headers = {}
+        for name, value in (self.params["headers"] or {}).items():
+            if not isinstance(value, str):
+                self.fail("header %s must have a string value" % name)
+            headers[str(name)] = value
+        self.wanted = {
+            "url": self.url,
+            "send_for_all_actions": not self.actions,
+            "actions": self.actions,
+            "headers": headers,
+            "send_payload": self.params["send_payload"],
+            "is_active": self.params["is_active"],
+        }
+
+    def check_input(self):
+        if self.params["state"] != "present":
+            return
+        self._refuse_org_only([a for a in self.actions if a in ORGANIZATION_ONLY_ACTIONS])
+        known = self.client.webhook_actions()
+        if isinstance(known, dict) and known:
+            unknown = [a for a in self.actions if a not in known]
+            if unknown:
+                self.fail(
+                    "unknown action(s) %s; Label Studio at %s knows %s"
+                    % (", ".join(unknown), self.client.url, ", ".join(sorted(known)))
+                )
+            self._refuse_org_only([a for a in self.actions if (known[a] or {}).get("organization-only")])
+
+    def _refuse_org_only(self, actions):
+        if actions:
+            self.fail(
+                "actions %s are organization-only; Label Studio refuses them on a project webhook" % ", ".join(actions)
             )
-        if org_only:
-            module.fail_json(
-                msg="%s: actions %s are organization-only; Label Studio refuses them on a project webhook"
-                % (where, ", ".join(org_only))
-            )
+
+    def matches(self, item):
+        return item.get("project") == self.project_id and item.get("url") == self.url
+
+    def list_objects(self):
+        return self.client.list_webhooks(self.project_id)
+
+    def delete_object(self, item):
+        self.client.delete_webhook(item["id"])
+
+    def shown(self, item):
+        return _hidden(_state(item))
+
+    def planned(self):
+        return _hidden(self.wanted)
+
+    def present(self, current):
+        before = _state(current)
+        body = dict(self.wanted, project=self.project_id)
+        after = current
+        if current is None or before != self.wanted:
+            self.result["changed"] = True
+            if not self.module.check_mode:
+                # The full object, actions included (an update without them empties the list).
+                if current is None:
+                    after = self.client.create_webhook(body)
+                else:
+                    after = self.client.update_webhook(current["id"], body)
+        after_state = self.wanted if self.module.check_mode else _state(after)
+        self.result["webhook"] = _hidden(after_state, self.project_id, (after or {}).get("id"))
+        self.result["diff"] = {
+            "before": _hidden(before, changed_from=after_state) if current else {},
+            "after": _hidden(after_state, changed_from=before),
+        }
 
 
 def main():
@@ -234,76 +289,7 @@ def main():
         is_active={"type": "bool", "default": True},
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    params = module.params
-    webhook_url = params["webhook_url"]
-    where = "webhook %s" % webhook_url
-    result = {"changed": False, "webhook": {}, "project_id": None, "deleted": []}
-    if not webhook_url.startswith(("http://", "https://")):
-        module.fail_json(msg="%s: webhook_url must start with http:// or https://" % where, **result)
-    actions = sorted(set(params["actions"]))
-    headers = {}
-    for name, value in (params["headers"] or {}).items():
-        if not isinstance(value, str):
-            module.fail_json(msg="%s: header %s must have a string value" % (where, name), **result)
-        headers[str(name)] = value
-    wanted = {
-        "url": webhook_url,
-        "send_for_all_actions": not actions,
-        "actions": actions,
-        "headers": headers,
-        "send_payload": params["send_payload"],
-        "is_active": params["is_active"],
-    }
-    client = client_from_module(module)
-    try:
-        if params["state"] == "present":
-            _check_actions(module, client, actions, where)
-        project = resolve_project_for_module(module, client)
-        if project is None:  # check mode, the project is not there yet
-            if params["state"] == "present":
-                result.update(changed=True, webhook=_hidden(wanted), diff={"before": {}, "after": _hidden(wanted)})
-            module.exit_json(**result)
-        project_id = project["id"]
-        where += " of project %s (%r)" % (project_id, project.get("title"))
-        result["project_id"] = project_id
-        hooks = [
-            h
-            for h in client.list_webhooks(project_id)
-            if h.get("project") == project_id and h.get("url") == webhook_url
-        ]
-        if params["state"] == "absent":
-            if hooks:
-                result.update(changed=True, deleted=[h["id"] for h in hooks])
-                result["diff"] = {"before": _hidden(_state(hooks[0])), "after": {}}
-                if not module.check_mode:
-                    for hook in hooks:
-                        client.delete_webhook(hook["id"])
-            module.exit_json(**result)
-
-        current = hooks[0] if hooks else None
-        if len(hooks) > 1:
-            module.warn(
-                "%s: %d webhooks with this URL (ids %s); managing id %s"
-                % (where, len(hooks), ", ".join(str(h["id"]) for h in hooks), current["id"])
-            )
-        before = _state(current)
-        body = dict(wanted, project=project_id)
-        if current is None:
-            result["changed"] = True
-            after = None if module.check_mode else client.create_webhook(body)
-        elif before != wanted:
-            result["changed"] = True
-            # The full object, actions included (an update without them empties the list).
-            after = None if module.check_mode else client.update_webhook(current["id"], body)
-        else:
-            after = current
-        after_state = _state(after) if after is not None else wanted
-        after_id = (after or current or {}).get("id")
-        result["webhook"] = _hidden(after_state, project_id, after_id)
-        result["diff"] = {"before": _hidden(before) if current else {}, "after": _hidden(after_state)}
-    except LabelStudioError as exc:
-        fail_from_error(module, exc, where, **result)
-    module.exit_json(**result)
+    module.exit_json(**WebhookRunner(module).run())
 
 
 if __name__ == "__main__":

@@ -159,6 +159,7 @@ def test_unreachable_ml_backend_fails_with_label_studios_reason(play, label_stud
             ("label_studio_project", {"title": title, "labels": LABELS}),
             ("label_studio_ml_backend", {"project": title, "backend_url": down}),
             ("label_studio_ml_backend", {"project": "no such project " + title, "backend_url": down}),
+            ("label_studio_ml_backend", {"project": title, "backend_url": "http://nowhere.invalid:9090"}),
         ]
     )
     failed = result[1]
@@ -169,6 +170,10 @@ def test_unreachable_ml_backend_fails_with_label_studios_reason(play, label_stud
     project_id = result[0]["project"]["id"]
     assert label_studio.api("GET", f"/api/ml/?project={project_id}")[1] == []
     assert result[2]["failed"] and "no project titled" in result[2]["msg"], result[2]
+    # An unknown host: Label Studio answers 500 and says so.
+    assert result[3]["failed"] and not result[3]["changed"], result[3]
+    assert "nowhere.invalid" in result[3]["msg"] and result[3]["status"] in (400, 500), result[3]["msg"]
+    assert label_studio.api("GET", f"/api/ml/?project={project_id}")[1] == []
 
 
 # -- webhooks ------------------------------------------------------------------------------------------------
