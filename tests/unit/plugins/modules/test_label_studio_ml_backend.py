@@ -63,9 +63,9 @@ class FakeClient:
         return dict(self.answer, **body)
 
 
-def runner(module, answer=BACKEND):
+def runner(module, answer=None):
     r = MLBackendRunner(module)
-    r.client, r.project_id = FakeClient(answer), 3
+    r.client, r.project_id = FakeClient(BACKEND if answer is None else answer), 3
     return r
 
 
