@@ -97,7 +97,7 @@ def wait_healthy(api, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            _, _, body = api("GET", "/health", auth=False, expect=(200,))
+            body = api("GET", "/health", auth=False, expect=(200,))[2]
             if body == {"status": "UP"}:
                 return
         except (AssertionError, OSError):
@@ -107,7 +107,7 @@ def wait_healthy(api, timeout: float = 120) -> None:
 
 
 def project_id(api) -> int:
-    _, _, page = api("GET", "/api/projects/?page_size=100")
+    page = api("GET", "/api/projects/?page_size=100")[2]
     matches = [project for project in page["results"] if project["title"] == PROJECT]
     assert len(matches) == 1, [project["title"] for project in page["results"]]
     return matches[0]["id"]
@@ -127,7 +127,7 @@ def service_pid(host) -> str:
 
 # --- The service ----------------------------------------------------------------------------------------------
 def test_front_page_redirects_to_the_login_page(api):
-    status, headers, _ = api("GET", "/", auth=False, expect=(302,))
+    status, headers = api("GET", "/", auth=False, expect=(302,))[:2]
     assert status == 302 and headers["Location"] == "/user/login/"
 
 
@@ -145,7 +145,7 @@ def test_label_studio_tables_are_in_schema_labelfish(host):
     result = psql(host, "SELECT tablename FROM pg_tables WHERE schemaname = 'labelfish' ORDER BY 1")
     assert result.rc == 0, result.stderr
     tables = set(result.stdout.split())
-    assert {"project", "task", "prediction", "ml_backend", "webhook", "django_migrations", "htx_user"} <= tables
+    assert {"project", "task", "prediction", "ml_mlbackend", "webhook", "django_migrations", "htx_user"} <= tables
     assert psql(host, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").stdout.strip() == "0"
 
 
@@ -175,7 +175,7 @@ def test_rw_role_can_write(host, lab_vars):
 # --- Provisioning ------------------------------------------------------------------------------------------------
 def test_project_exists_once_with_the_generated_interface(api):
     pid = project_id(api)
-    _, _, project = api("GET", f"/api/projects/{pid}/")
+    project = api("GET", f"/api/projects/{pid}/")[2]
     config = project["label_config"]
     assert 'name="extracted_text"' in config and "<TextArea" in config
     assert "<Labels" in config and 'name="label"' in config
@@ -184,16 +184,16 @@ def test_project_exists_once_with_the_generated_interface(api):
 
 
 def test_ml_backend_is_connected_and_healthy(api):
-    _, _, backends = api("GET", f"/api/ml/?project={project_id(api)}")
+    backends = api("GET", f"/api/ml/?project={project_id(api)}")[2]
     assert [(backend["url"], backend["state"]) for backend in backends] == [("http://127.0.0.1:9090", "CO")], backends
 
 
 def test_pdf_task_gets_a_prediction_with_the_text_triton_extracted(api):
     pid = project_id(api)
     pdf = "data:application/pdf;base64," + base64.b64encode(make_pdf(MARKER)).decode()
-    _, _, imported = api("POST", f"/api/projects/{pid}/import", [{"pdf": pdf, "text": ""}])
+    imported = api("POST", f"/api/projects/{pid}/import", [{"pdf": pdf, "text": ""}])[2]
     assert imported["task_count"] == 1, imported
-    _, _, tasks = api("GET", f"/api/tasks/?project={pid}&page_size=100")
+    tasks = api("GET", f"/api/tasks/?project={pid}&page_size=100")[2]
     task = max(tasks["tasks"], key=lambda item: item["id"])
     STATE["task"] = task["id"]
     api(
@@ -203,7 +203,7 @@ def test_pdf_task_gets_a_prediction_with_the_text_triton_extracted(api):
     )
     deadline = time.monotonic() + 120
     while True:
-        _, _, predictions = api("GET", f"/api/predictions/?task={task['id']}")
+        predictions = api("GET", f"/api/predictions/?task={task['id']}")[2]
         texts = [
             text
             for prediction in predictions
@@ -242,12 +242,14 @@ def test_a_restarted_label_studio_keeps_its_data(host, api):
     wait_healthy(api)
     assert service_pid(host) != before
     pid = project_id(api)
-    _, _, task = api("GET", f"/api/tasks/{STATE['task']}/")
+    task = api("GET", f"/api/tasks/{STATE['task']}/")[2]
     assert task["project"] == pid and task["data"]["pdf"].startswith("data:application/pdf;base64,")
 
 
 # --- Bad input: each fails naming the input and the host, and Label Studio keeps serving ----------------------------
-def converge_with(request, tmp_path: Path, extra: dict, tags: str | None = None) -> str:
+def converge_with(
+    request, tmp_path: Path, extra: dict, tags: str | None = None, options: tuple = (), succeed: bool = False
+) -> str:
     inventory = request.config.getoption("ansible_inventory")
     argv = [
         str(Path(sys.executable).with_name("ansible-playbook")),
@@ -259,10 +261,11 @@ def converge_with(request, tmp_path: Path, extra: dict, tags: str | None = None)
     ]
     if tags:
         argv += ["--tags", tags]
+    argv += list(options)
     (tmp_path / "extra.json").write_text(json.dumps(extra), encoding="utf-8")
     result = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=600, env=os.environ.copy())
     output = result.stdout + result.stderr
-    assert result.returncode != 0, output[-3000:]
+    assert (result.returncode == 0) == succeed, output[-3000:]
     return " ".join(output.split())
 
 
@@ -328,7 +331,7 @@ def test_an_unreachable_ml_backend_fails_naming_url_and_host(request, tmp_path, 
     )
     assert "ls-tethys: provisioning Label Studio at http://127.0.0.1:8080 failed" in output
     assert "http://127.0.0.1:9" in output
-    _, _, backends = api("GET", f"/api/ml/?project={project_id(api)}")
+    backends = api("GET", f"/api/ml/?project={project_id(api)}")[2]
     assert [backend["url"] for backend in backends] == ["http://127.0.0.1:9090"]
 
 
@@ -343,3 +346,22 @@ def test_a_wrong_api_token_fails_naming_host_and_not_the_token(request, tmp_path
     assert "ls-tethys: provisioning Label Studio at http://127.0.0.1:8080 failed" in output
     assert "401" in output or "token" in output.lower()
     assert wrong not in output
+
+
+def test_no_secret_appears_at_vvv(request, tmp_path, lab_vars, serving):
+    """A -vvv check-mode run of the role (projects included) prints no password, token or key."""
+    output = converge_with(
+        request,
+        tmp_path,
+        {"label_studio_projects": [project_with()]},
+        options=("--check", "-vvv"),
+        succeed=True,
+    )
+    assert "ls-tethys" in output and "label_studio_project" in output
+    secrets = {
+        "database password": lab_vars["ls_db_owner_password"],
+        "admin password": lab_vars["label_studio_admin_password"],
+        "admin token": lab_vars["ls_admin_token"],
+        "secret key": lab_vars["label_studio_secret_key"],
+    }
+    assert [name for name, secret in secrets.items() if secret in output] == []

@@ -78,7 +78,7 @@ def fixture_files(tmp_path, clean_ansible_env):
 
 
 def test_env_file_has_label_studios_database_settings_and_secrets(files):
-    tmp_path, _ = files
+    tmp_path = files[0]
     env = admin_script().read_env_file(tmp_path / "label-studio.env")
     assert env["DJANGO_DB"] == "default"
     assert env["DJANGO_SETTINGS_MODULE"] == "core.settings.label_studio"
@@ -107,7 +107,7 @@ def test_env_file_values_read_back_by_shell_quoting_rules_as_systemd_does(files)
 
 
 def test_uwsgi_ini_has_label_studios_deploy_settings(files):
-    _, rendered = files
+    rendered = files[1]
     parser = configparser.ConfigParser(interpolation=None, strict=False)
     parser.read_string(rendered["uwsgi.ini"])
     uwsgi = parser["uwsgi"]

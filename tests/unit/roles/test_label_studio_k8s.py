@@ -82,7 +82,7 @@ def fixture_rendered(tmp_path_factory):
 
 
 def test_every_manifest_is_valid_for_the_clusters_kubernetes_version(rendered):
-    manifests, _ = rendered
+    manifests = rendered[0]
     assert set(manifests) == {"namespace.yaml", "secret.yaml", "pvc.yaml", "deployment.yaml", "service.yaml"}
     for name, manifest in manifests.items():
         kubernetes_validate.validate(manifest, f"{K8S_VERSION}.0", strict=True)
@@ -106,7 +106,7 @@ def test_secret_carries_database_url_secret_key_and_admin(rendered):
 
 
 def test_deployment_runs_label_studios_uwsgi_with_the_host_modes_environment(rendered):
-    manifests, _ = rendered
+    manifests = rendered[0]
     deployment = manifests["deployment.yaml"]
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     env = {item["name"]: item["value"] for item in container["env"]}
@@ -136,7 +136,7 @@ def test_deployment_runs_label_studios_uwsgi_with_the_host_modes_environment(ren
 
 
 def test_no_secret_in_the_output(rendered):
-    _, output = rendered
+    output = rendered[1]
     for secret in (DB_PASSWORD, VARS["label_studio_secret_key"], VARS["label_studio_admin_password"]):
         assert secret not in output
 
