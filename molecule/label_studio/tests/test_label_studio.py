@@ -289,22 +289,24 @@ def project_with(**changes) -> dict:
     return project
 
 
-def test_a_malformed_labels_file_fails_naming_file_and_host(request, tmp_path, serving):
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('["VESSEL_NAME", "IMO",', "ls-tethys: labels_file {file} is not valid JSON"),
+        (
+            '{"VESSEL_NAME": 1}',
+            f"ls-tethys: the labels of project '{PROJECT}' (labels_file {{file}}) must be a non-empty JSON list",
+        ),
+    ],
+    ids=["malformed", "not-a-list"],
+)
+def test_a_bad_labels_file_fails_naming_file_and_host(request, tmp_path, serving, content, message):
     bad = tmp_path / "labels.json"
-    bad.write_text('["VESSEL_NAME", "IMO",', encoding="utf-8")
+    bad.write_text(content, encoding="utf-8")
     output = converge_with(
         request, tmp_path, {"label_studio_projects": [project_with(labels_file=str(bad))]}, "label_studio_preflight"
     )
-    assert f"ls-tethys: labels_file {bad} is not valid JSON" in output
-
-
-def test_labels_that_are_not_a_list_fail_naming_file_and_host(request, tmp_path, serving):
-    bad = tmp_path / "labels.json"
-    bad.write_text('{"VESSEL_NAME": 1}', encoding="utf-8")
-    output = converge_with(
-        request, tmp_path, {"label_studio_projects": [project_with(labels_file=str(bad))]}, "label_studio_preflight"
-    )
-    assert f"ls-tethys: the labels of project '{PROJECT}' (labels_file {bad}) must be a non-empty JSON list" in output
+    assert message.format(file=bad) in output
 
 
 def test_a_refused_database_password_fails_before_anything_is_written(request, tmp_path, host, serving):
