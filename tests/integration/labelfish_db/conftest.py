@@ -34,10 +34,12 @@ PASSWORDS = {
     "labelfish_db_ro_password": "ro Secret#9'\"",
 }
 
+# The URL goes back to a file on the controller; become only for a lab host (test_become).
 PLAYBOOK = """\
 - name: The labelfish database
   hosts: db
   gather_facts: false
+  become: "{{ test_become | default(false) }}"
   roles:
     - role: oceanid.fleet.labelfish_db
   post_tasks:
@@ -46,6 +48,8 @@ PLAYBOOK = """\
         content: "{{ labelfish_db_database_url }}"
         dest: "{{ url_file }}"
         mode: "0600"
+      delegate_to: localhost
+      become: false
       no_log: true
       when: not ansible_check_mode
 """
@@ -107,19 +111,33 @@ class Play:
         }
 
     def run(self, *args: str, env: dict[str, str] | None = None, **overrides) -> Run:
-        vars_file = self.directory / "vars.json"
-        vars_file.write_text(json.dumps(self.variables(**overrides)), encoding="utf-8")
-        result = subprocess.run(
-            [str(REPO_ROOT / ".venv" / "bin" / "ansible-playbook"), "-i", "inventory.ini", "site.yml"]
-            + ["-e", f"@{vars_file}", *args],
-            cwd=self.directory,
-            env={**self.env, **(env or {})},
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=600,
+        return run_playbook(
+            self.directory, {**self.env, **(env or {})}, "inventory.ini", self.variables(**overrides), args
         )
-        return Run(result.returncode, result.stdout + result.stderr)
+
+
+def run_playbook(directory: Path, env: dict[str, str], inventory: str, variables: dict, args) -> Run:
+    """ansible-playbook site.yml of ``directory`` with ``variables`` as extra vars (a file: they hold passwords)."""
+    vars_file = directory / "vars.json"
+    vars_file.write_text(json.dumps(variables), encoding="utf-8")
+    result = subprocess.run(
+        [
+            str(REPO_ROOT / ".venv" / "bin" / "ansible-playbook"),
+            "-i",
+            inventory,
+            "site.yml",
+            "-e",
+            f"@{vars_file}",
+            *args,
+        ],
+        cwd=directory,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=900,
+    )
+    return Run(result.returncode, result.stdout + result.stderr)
 
 
 @pytest.fixture(scope="module")

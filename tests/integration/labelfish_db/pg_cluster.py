@@ -100,13 +100,15 @@ class PgCluster:
             timeout=60,
         )
 
-    def psql_url(self, url: str, sql: str) -> subprocess.CompletedProcess:
-        """Run ``sql`` over a connection URL (how the application is told where its database is)."""
-        return subprocess.run(
-            [str(PG_BIN / "psql"), url, "-XAtq", "-v", "ON_ERROR_STOP=1", "-c", sql],
-            capture_output=True,
-            text=True,
-            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PGCONNECT_TIMEOUT": "10"},
-            check=False,
-            timeout=60,
-        )
+
+def psql_url(url: str, *statements: str) -> subprocess.CompletedProcess:
+    """Run ``statements`` over a connection URL (how the application is told where its database is)."""
+    commands = [part for sql in statements for part in ("-c", sql)]
+    return subprocess.run(
+        [str(PG_BIN / "psql"), url, "-XAtq", "-v", "ON_ERROR_STOP=1", *commands],
+        capture_output=True,
+        text=True,
+        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PGCONNECT_TIMEOUT": "10"},
+        check=False,
+        timeout=60,
+    )

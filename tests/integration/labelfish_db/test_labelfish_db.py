@@ -5,16 +5,20 @@
 
 The runs share one cluster and build on each other, in file order: a check on the fresh server, the first
 converge, a second converge (changed=0), a check on the converged server (drift_guard), then what the database
-does for the three roles, then bad input.
+does for the three roles (Label Studio's own migrations included), then bad input.
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
 from urllib.parse import quote, unquote, urlsplit
 
 import pytest
 
+from tests.integration.labelfish_db import pg_cluster
 from tests.integration.labelfish_db.conftest import ADMIN_PASSWORD, PASSWORDS
+from tests.support import label_studio
 
 OWNER = ("labelfish_owner", PASSWORDS["labelfish_db_owner_password"])
 RW = ("labelfish_rw", PASSWORDS["labelfish_db_rw_password"])
@@ -142,9 +146,54 @@ def test_the_application_url_works_and_encodes_the_password(converged, cluster, 
     )
     assert unquote(parts.username) == OWNER[0]
     assert unquote(parts.password) == OWNER[1]  # @ : / % ? # in it
-    result = cluster.psql_url(url, "SELECT current_user || ' ' || current_schema()")
+    result = pg_cluster.psql_url(url, "SELECT current_user || ' ' || current_schema()")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "labelfish_owner labelfish"
+
+
+def test_label_studio_migrations_run_as_the_owner_into_the_schema(converged, cluster, play):
+    """Label Studio 1.23.2's own migrations, with the connection the role hands out, then the grants on its tables."""
+    label_studio.ensure_venv()  # builds .cache/label-studio/venv on a fresh clone
+    venv = label_studio.VENV
+    url = urlsplit(play.url_file.read_text(encoding="utf-8"))
+    package = next((venv / "lib").glob("python3*/site-packages/label_studio"))
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "DJANGO_SETTINGS_MODULE": "core.settings.label_studio",
+        "DJANGO_DB": "default",  # Label Studio reads POSTGRE_*, not DATABASE_URL
+        "POSTGRE_HOST": url.hostname,
+        "POSTGRE_PORT": str(url.port),
+        "POSTGRE_NAME": url.path.lstrip("/"),
+        "POSTGRE_USER": unquote(url.username),
+        "POSTGRE_PASSWORD": unquote(url.password),
+        "LABEL_STUDIO_BASE_DATA_DIR": str(play.directory / "label-studio-data"),
+    }
+    migrate = subprocess.run(
+        [str(venv / "bin" / "python"), "manage.py", "migrate", "--no-input"],
+        cwd=package,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=900,
+    )
+    assert migrate.returncode == 0, migrate.stdout[-3000:] + migrate.stderr[-3000:]
+
+    owners = _admin(
+        cluster,
+        "SELECT schemaname || ' ' || tableowner || ' ' || count(*) FROM pg_tables"
+        " WHERE tablename IN ('project', 'task', 'django_migrations') GROUP BY schemaname, tableowner",
+    )
+    assert owners == f"labelfish {OWNER[0]} 3"
+    assert int(_sql(cluster, RO, "SELECT count(*) FROM django_migrations")) > 100
+    denied = cluster.psql("DELETE FROM task", *RO)
+    assert denied.returncode != 0 and "permission denied" in denied.stderr
+    _sql(cluster, RW, "INSERT INTO django_migrations (app, name, applied) VALUES ('oceanid', 'probe', now())")
+    _sql(cluster, RW, "DELETE FROM django_migrations WHERE app = 'oceanid'")
+
+    run = play.run()
+    assert run.rc == 0, run.output[-4000:]
+    assert run.recap()["changed"] == 0, run.output[-4000:]
 
 
 def test_other_roles_cannot_connect(converged, cluster):

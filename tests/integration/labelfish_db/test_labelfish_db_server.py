@@ -19,32 +19,13 @@ import sys
 import pytest
 
 from tests.integration.labelfish_db import pg_cluster
-from tests.integration.labelfish_db.conftest import PASSWORDS, Run
+from tests.integration.labelfish_db.conftest import PASSWORDS, PLAYBOOK, Run, run_playbook
 from tests.support.ansible_env import REPO_ROOT, isolated_ansible_env
 
 HOST = "itdb-pg"
 DRIFT_GUARD = {"ANSIBLE_CALLBACKS_ENABLED": "oceanid.fleet.drift_guard"}
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")
-
-PLAYBOOK = """\
-- name: The labelfish database on its own PostgreSQL
-  hosts: db
-  gather_facts: false
-  become: true
-  roles:
-    - role: oceanid.fleet.labelfish_db
-  post_tasks:
-    - name: Hand the application's URL to the test
-      ansible.builtin.copy:
-        content: "{{ labelfish_db_database_url }}"
-        dest: "{{ url_file }}"
-        mode: "0600"
-      delegate_to: localhost
-      become: false
-      no_log: true
-      when: not ansible_check_mode
-"""
 
 
 def _lab(*args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -73,6 +54,7 @@ class LabPlay:
         (directory / "site.yml").write_text(PLAYBOOK, encoding="utf-8")
         network = ipaddress.ip_network(f"{self.address}/24", strict=False)
         self.variables = {
+            "test_become": True,
             "labelfish_db_install_server": True,
             "labelfish_db_server_listen_addresses": ["localhost", self.address],
             "labelfish_db_server_client_cidrs": ["127.0.0.1/32", "::1/128", str(network)],
@@ -82,19 +64,7 @@ class LabPlay:
         }
 
     def run(self, *args: str, env: dict[str, str] | None = None) -> Run:
-        vars_file = self.directory / "vars.json"
-        vars_file.write_text(json.dumps(self.variables), encoding="utf-8")
-        result = subprocess.run(
-            [str(REPO_ROOT / ".venv" / "bin" / "ansible-playbook"), "-i", "inventory.json", "site.yml"]
-            + ["-e", f"@{vars_file}", *args],
-            cwd=self.directory,
-            env={**self.env, **(env or {})},
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=900,
-        )
-        return Run(result.returncode, result.stdout + result.stderr)
+        return run_playbook(self.directory, {**self.env, **(env or {})}, "inventory.json", self.variables, args)
 
 
 @pytest.fixture(scope="module")
@@ -126,13 +96,6 @@ def test_the_application_url_reaches_the_database_over_the_network(runs):
     play = runs[0]
     url = play.url_file.read_text(encoding="utf-8")
     assert f"@{play.address}:5432/labelfish" in url
-    result = subprocess.run(
-        [str(pg_cluster.PG_BIN / "psql"), url, "-XAtq", "-c", "SHOW timezone", "-c", "SELECT current_schema()"],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-        env={"PATH": os.environ.get("PATH", ""), "PGCONNECT_TIMEOUT": "10"},
-    )
+    result = pg_cluster.psql_url(url, "SHOW timezone", "SELECT current_schema()")
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["UTC", "labelfish"]
