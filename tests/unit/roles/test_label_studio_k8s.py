@@ -146,3 +146,14 @@ def test_k8s_mode_without_a_secret_key_fails_naming_host_and_variable(tmp_path, 
     assert result.returncode != 0
     assert "tethys: label_studio_secret_key (at least 32 characters) is required" in result.stdout
     assert not (tmp_path / "manifests").exists()
+
+
+def test_projects_are_not_provisioned_without_a_cluster(tmp_path, clean_ansible_env):
+    labels = tmp_path / "labels.json"
+    labels.write_text('["VESSEL_NAME"]', encoding="utf-8")
+    result = run_role(
+        tmp_path, clean_ansible_env, label_studio_projects=[{"title": "NER_Data", "labels_file": str(labels)}]
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "provision.yml" not in result.stdout  # include_tasks prints "included: .../provision.yml" when it runs
+    assert (tmp_path / "manifests" / "deployment.yaml").is_file()
