@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright: (c) 2026, Oceanid fleet maintainers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -450,7 +449,7 @@ class Adapter:
 
     # /setup
     def setup(self, body: dict) -> dict:
-        project = str(body.get("project") or "").split(".")[0]
+        project = str(body.get("project") or "").split(".", maxsplit=1)[0]
         hostname, token = body.get("hostname"), body.get("access_token")
         if project and (hostname or token):
             with self._lock:
@@ -476,7 +475,7 @@ class Adapter:
         if not isinstance(tasks, list):
             raise BadRequest("'tasks' must be a list of Label Studio tasks")
         from_name, to_name = parse_label_config(body.get("label_config") or "")
-        project = str(body.get("project") or "").split(".")[0]
+        project = str(body.get("project") or "").split(".", maxsplit=1)[0]
         model = self.config.model
         version = self.triton.model_version(model)
         results = []
@@ -776,7 +775,7 @@ class PoolServer(socketserver.TCPServer):
     def server_close(self):
         super().server_close()
         self._busy.put(None)
-        for _ in self._workers:
+        for _worker in self._workers:
             try:
                 self._queue.put_nowait(None)
             except queue.Full:

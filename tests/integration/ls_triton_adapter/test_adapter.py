@@ -167,7 +167,7 @@ def test_health_setup_and_versions_against_a_ready_triton(triton, start_adapter)
 
 def test_label_studio_predict_with_a_data_uri_returns_the_text_triton_extracted(triton, start_adapter):
     adapter = start_adapter(triton.url)
-    status, body, _ = adapter.call("POST", "/predict", ls_body("data:application/pdf;base64," + PDF64))
+    status, body, _elapsed = adapter.call("POST", "/predict", ls_body("data:application/pdf;base64," + PDF64))
     assert status == 200, body
     assert body == {
         "results": [
@@ -185,7 +185,7 @@ def test_label_studio_predict_with_a_data_uri_returns_the_text_triton_extracted(
 def test_the_seeds_direct_predict_answers_the_models_result(triton, start_adapter):
     adapter = start_adapter(triton.url)
     body = {"model": MODEL, "pdf_base64": PDF64, "prompt": "Extract vessel summary"}
-    status, result, _ = adapter.call("POST", "/predict", body)
+    status, result, _elapsed = adapter.call("POST", "/predict", body)
     assert (status, result) == (
         200,
         {
@@ -202,10 +202,10 @@ def test_the_seeds_direct_predict_answers_the_models_result(triton, start_adapte
 def test_a_document_triton_rejects(triton, start_adapter):
     adapter = start_adapter(triton.url)
     not_a_pdf = base64.b64encode(b"%PDF-1.4\nthis is not really a pdf").decode()
-    status, body, _ = adapter.call("POST", "/predict", {"pdf_base64": not_a_pdf})
+    status, body, _elapsed = adapter.call("POST", "/predict", {"pdf_base64": not_a_pdf})
     assert status == 422 and "pypdf could not read the PDF" in body["detail"], body
     # Label Studio form: that task gets an empty prediction, the good one its text
-    status, body, _ = adapter.call(
+    status, body, _elapsed = adapter.call(
         "POST", "/predict", ls_body("data:application/pdf;base64," + not_a_pdf, "data:application/pdf;base64," + PDF64)
     )
     assert status == 200
@@ -237,7 +237,9 @@ def test_label_studio_files_are_read_with_the_token_from_setup(triton, start_ada
         hostname = f"http://127.0.0.1:{files.server_address[1]}"
         setup = {"project": "5.1764800000", "schema": LABEL_CONFIG, "hostname": hostname, "access_token": "legacy-key"}
         assert adapter.call("POST", "/setup", setup)[0] == 200
-        status, body, _ = adapter.call("POST", "/predict", ls_body("/data/upload/5/doc.pdf", project="5.1764800000"))
+        status, body, _elapsed = adapter.call(
+            "POST", "/predict", ls_body("/data/upload/5/doc.pdf", project="5.1764800000")
+        )
         assert status == 200 and body["results"][0]["result"][0]["value"]["text"] == [TEXT]
         assert seen == ["Token legacy-key"]
         assert "legacy-key" not in adapter.log()
@@ -259,7 +261,7 @@ def test_triton_down_is_a_clear_502_within_the_connect_bound(start_adapter):
     status, body, elapsed = adapter.call("POST", "/predict", {"pdf_base64": PDF64})
     assert status == 502 and elapsed < 3.0
     assert body["detail"].startswith(f"Triton at {down} is unreachable (the inference): "), body
-    status, body, _ = adapter.call("POST", "/predict", ls_body("data:application/pdf;base64," + PDF64))
+    status, body, _elapsed = adapter.call("POST", "/predict", ls_body("data:application/pdf;base64," + PDF64))
     assert status == 502 and "is unreachable" in body["detail"]
     # /setup still answers within Label Studio's 3 s, with the bare model name
     status, body, elapsed = adapter.call("POST", "/setup", {"project": "1.1"})
@@ -362,13 +364,13 @@ def test_cf_access_headers_reach_triton_and_are_never_logged(triton, start_adapt
             LS_TRITON_ADAPTER_LOG_LEVEL="DEBUG",
         )
         assert adapter.call("GET", "/health")[1]["triton"]["ready"] is True
-        status, body, _ = adapter.call("POST", "/predict", {"pdf_base64": PDF64})
+        status, body, _elapsed = adapter.call("POST", "/predict", {"pdf_base64": PDF64})
         assert status == 200 and body["text"] == TEXT
         assert adapter.call("POST", "/setup", {"project": "1.1"})[1] == {"model_version": f"{MODEL}:1"}
-        paths = {(method, path) for method, path, _, _ in seen}
+        paths = {entry[:2] for entry in seen}
         assert ("POST", f"/v2/models/{MODEL}/infer") in paths and ("GET", "/v2/health/ready") in paths
         assert ("GET", f"/v2/models/{MODEL}") in paths
-        assert {(cf_id, cf_secret) for _, _, cf_id, cf_secret in seen} == {(CF_ID, CF_SECRET)}
+        assert {entry[2:] for entry in seen} == {(CF_ID, CF_SECRET)}
         assert CF_SECRET not in adapter.log() and CF_ID not in adapter.log()
     finally:
         proxy.shutdown()
@@ -388,7 +390,7 @@ def test_parallel_predicts_are_all_answered(triton, start_adapter):
         answers = list(pool.map(predict, range(24)))
     texts = [
         body["text"] if index % 2 else body["results"][0]["result"][0]["value"]["text"][0]
-        for index, (_, body, _) in enumerate(answers)
+        for index, (_status, body, _elapsed) in enumerate(answers)
     ]
-    assert [status for status, _, _ in answers] == [200] * 24
+    assert [answer[0] for answer in answers] == [200] * 24
     assert texts == [f"Vessel number {index}" for index in range(24)]

@@ -281,7 +281,7 @@ def test_env_label_studio_is_the_fallback_and_foreign_urls_get_no_token(label_st
 
 
 def test_a_fetched_file_that_is_not_a_pdf_or_missing_or_too_large_is_refused(label_studio):
-    url, _ = label_studio
+    url = label_studio[0]
     backend = adapter(label_studio_url=url)
     with pytest.raises(app.BadRequest, match="is not a PDF"):
         backend.task_pdf_base64({"data": {"pdf": url + "/page.html"}}, "1")

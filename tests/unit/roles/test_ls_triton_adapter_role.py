@@ -89,7 +89,7 @@ def fixture_rendered(tmp_path_factory):
 
 
 def test_environment_file_is_0600_and_holds_the_settings_as_a_shell_reads_them(rendered):
-    tmp_path, _ = rendered
+    tmp_path = rendered[0]
     env_file = tmp_path / "etc" / "env"
     assert oct(env_file.stat().st_mode & 0o777) == "0o600"
     assert oct((tmp_path / "etc").stat().st_mode & 0o777) == "0o700"
@@ -108,7 +108,7 @@ def test_environment_file_is_0600_and_holds_the_settings_as_a_shell_reads_them(r
 
 
 def test_the_app_reads_that_environment(rendered):
-    tmp_path, _ = rendered
+    tmp_path = rendered[0]
     out = subprocess.run(
         [
             "/bin/sh",
@@ -129,14 +129,14 @@ def test_the_app_reads_that_environment(rendered):
 
 
 def test_no_secret_in_the_verbose_output(rendered):
-    _, output = rendered
+    output = rendered[1]
     for secret in ("cf-s3cret", "ls-token-123"):
         assert secret not in output
 
 
 @pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="systemd-analyze is not installed")
 def test_unit_was_verified_and_runs_the_venvs_python_as_the_service_user(rendered):
-    tmp_path, _ = rendered
+    tmp_path = rendered[0]
     unit = (tmp_path / "systemd" / "ls-triton-adapter.service").read_text(encoding="utf-8")
     lines = dict(line.split("=", 1) for line in unit.splitlines() if "=" in line and not line.startswith("#"))
     assert lines["ExecStart"] == f"{tmp_path}/venv/bin/python {tmp_path}/home/ls_triton_adapter.py"
@@ -234,7 +234,7 @@ def fixture_manifests(tmp_path_factory):
 
 def test_every_manifest_is_valid_for_the_clusters_kubernetes_version(manifests):
     kubernetes_validate = pytest.importorskip("kubernetes_validate")
-    rendered, _ = manifests
+    rendered = manifests[0]
     assert set(rendered) == {"namespace.yaml", "configmap.yaml", "secret.yaml", "deployment.yaml", "service.yaml"}
     for manifest in rendered.values():
         kubernetes_validate.validate(manifest, f"{K8S_VERSION}.0", strict=True)
@@ -245,7 +245,7 @@ def test_every_manifest_is_valid_for_the_clusters_kubernetes_version(manifests):
 
 
 def test_the_seeds_service_url_and_the_app_from_the_configmap(manifests):
-    rendered, _ = manifests
+    rendered = manifests[0]
     service, deployment = rendered["service.yaml"], rendered["deployment.yaml"]
     assert (service["metadata"]["name"], service["metadata"]["namespace"]) == ("ls-triton-adapter", "apps")
     assert service["spec"]["ports"] == [{"name": "http", "port": 9090, "targetPort": "http", "protocol": "TCP"}]
@@ -286,10 +286,10 @@ def test_secrets_are_only_in_the_secret_and_never_printed(manifests):
 
 
 def test_a_changed_setting_rolls_the_pods_and_a_ready_made_image_needs_no_init_container(tmp_path, clean_ansible_env):
-    first, _ = render_k8s(tmp_path / "a", clean_ansible_env)
-    second, _ = render_k8s(
+    first = render_k8s(tmp_path / "a", clean_ansible_env)[0]
+    second = render_k8s(
         tmp_path / "b", clean_ansible_env, ls_triton_adapter_k8s_pip_install=False, ls_triton_adapter_model="other"
-    )
+    )[0]
     annotation = "oceanid.fleet/config-sha256"
     assert (
         first["deployment.yaml"]["spec"]["template"]["metadata"]["annotations"][annotation]
