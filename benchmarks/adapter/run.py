@@ -28,9 +28,7 @@ import base64
 import http.client
 import json
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,12 +37,10 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_ROOT))
 
+from tests.integration.ls_triton_adapter.adapter_helpers import MODEL, AdapterProcess, serve_docling  # noqa: E402
 from tests.integration.triton_models.test_serving import make_pdf  # noqa: E402
 from tests.support import tritonserver  # noqa: E402
-from tests.support.triton_models import MODELS_DIR, install_model  # noqa: E402
 
-APP = REPO_ROOT / "roles" / "ls_triton_adapter" / "files" / "ls_triton_adapter.py"
-MODEL = "docling_granite_python"
 LABEL_CONFIG = '<View><Text name="text" value="$text"/><TextArea name="extracted_text" toName="text"/></View>'
 
 
@@ -52,43 +48,6 @@ def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
     return ordered[index]
-
-
-def start_triton(root: Path) -> tritonserver.TritonServer:
-    install_model(
-        MODELS_DIR / MODEL,
-        root / "models",
-        triton_model_name=MODEL,
-        triton_model_instance_kind="KIND_CPU",
-        triton_model_gpus=[],
-        triton_model_instance_count=1,
-        triton_model_max_batch_size=0,
-        triton_model_parameters={},
-    )
-    server = tritonserver.TritonServer(root / "models", root / "work", load_models=[MODEL]).start()
-    deadline = time.monotonic() + 60
-    while server.get(f"/v2/models/{MODEL}/ready")[0] != 200:
-        if time.monotonic() > deadline:
-            raise SystemExit(f"{MODEL} not ready after 60 s:\n{server.log()}")
-        time.sleep(0.1)
-    return server
-
-
-def start_adapter(triton_url: str, root: Path) -> tuple[subprocess.Popen, int]:
-    port = tritonserver.free_port()
-    env = {**os.environ, "TRITON_BASE_URL": triton_url, "PORT": str(port), "LS_TRITON_ADAPTER_LOG_LEVEL": "WARNING"}
-    log = open(root / "adapter.log", "wb")  # noqa: SIM115
-    process = subprocess.Popen([sys.executable, str(APP)], env=env, stdout=log, stderr=subprocess.STDOUT)
-    log.close()
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return process, port
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit((root / "adapter.log").read_text()) from None
-            time.sleep(0.05)
 
 
 def main() -> int:
@@ -117,10 +76,11 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="oceanid-adapter-bench-") as tmp:
         root = Path(tmp)
-        server = start_triton(root)
-        adapter, port = None, 0
+        server = serve_docling(root)
+        adapter = None
         try:
-            adapter, port = start_adapter(server.url, root)
+            adapter = AdapterProcess(root, server.url, LS_TRITON_ADAPTER_LOG_LEVEL="WARNING")
+            port = adapter.port
             client = httpclient.InferenceServerClient(server.url.removeprefix("http://"))
 
             def direct() -> str:
@@ -164,8 +124,7 @@ def main() -> int:
             client.close()
         finally:
             if adapter is not None:
-                adapter.terminate()
-                adapter.wait(10)
+                adapter.stop()
             server.stop()
 
     summary = {

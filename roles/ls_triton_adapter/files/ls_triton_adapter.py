@@ -89,29 +89,17 @@ class TritonTimeout(AdapterError):
 # --- configuration ---------------------------------------------------------------------------------------------
 
 
-def _env_float(env, name: str, default: float) -> float:
+def _env_number(env, name: str, default, convert=float):
+    """A positive number from the environment (``default`` when unset or empty); ValueError naming the variable."""
     raw = env.get(name, "")
     if raw == "":
         return default
     try:
-        value = float(raw)
+        value = convert(raw)
     except ValueError:
-        raise ValueError(f"{name}={raw!r} is not a number") from None
+        raise ValueError(f"{name}={raw!r} is not {'an integer' if convert is int else 'a number'}") from None
     if value <= 0:
         raise ValueError(f"{name}={raw!r} must be greater than 0")
-    return value
-
-
-def _env_int(env, name: str, default: int, minimum: int = 1) -> int:
-    raw = env.get(name, "")
-    if raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"{name}={raw!r} is not an integer") from None
-    if value < minimum:
-        raise ValueError(f"{name}={raw!r} must be at least {minimum}")
     return value
 
 
@@ -163,15 +151,15 @@ class Config:
         return cls(
             triton_url=env.get("TRITON_BASE_URL", "") or "http://127.0.0.1:8000",
             model=env.get("LS_TRITON_ADAPTER_MODEL", "") or "docling_granite_python",
-            connect_timeout=_env_float(env, "LS_TRITON_ADAPTER_CONNECT_TIMEOUT", 3.0),
-            inference_timeout=_env_float(env, "LS_TRITON_ADAPTER_INFERENCE_TIMEOUT", 60.0),
-            health_timeout=_env_float(env, "LS_TRITON_ADAPTER_HEALTH_TIMEOUT", 0.5),
-            fetch_timeout=_env_float(env, "LS_TRITON_ADAPTER_FETCH_TIMEOUT", 10.0),
-            max_pdf_bytes=_env_int(env, "LS_TRITON_ADAPTER_MAX_PDF_BYTES", 50 * 1024 * 1024),
-            workers=_env_int(env, "LS_TRITON_ADAPTER_WORKERS", 8),
-            queue_size=_env_int(env, "LS_TRITON_ADAPTER_QUEUE_SIZE", 32),
+            connect_timeout=_env_number(env, "LS_TRITON_ADAPTER_CONNECT_TIMEOUT", 3.0),
+            inference_timeout=_env_number(env, "LS_TRITON_ADAPTER_INFERENCE_TIMEOUT", 60.0),
+            health_timeout=_env_number(env, "LS_TRITON_ADAPTER_HEALTH_TIMEOUT", 0.5),
+            fetch_timeout=_env_number(env, "LS_TRITON_ADAPTER_FETCH_TIMEOUT", 10.0),
+            max_pdf_bytes=_env_number(env, "LS_TRITON_ADAPTER_MAX_PDF_BYTES", 50 * 1024 * 1024, int),
+            workers=_env_number(env, "LS_TRITON_ADAPTER_WORKERS", 8, int),
+            queue_size=_env_number(env, "LS_TRITON_ADAPTER_QUEUE_SIZE", 32, int),
             bind=env.get("BIND", "") or "127.0.0.1",
-            port=_env_int(env, "PORT", 9090),
+            port=_env_number(env, "PORT", 9090, int),
             pdf_key=env.get("LS_TRITON_ADAPTER_PDF_KEY", "") or "pdf",
             prompt=env.get("LS_TRITON_ADAPTER_PROMPT", ""),
             cf_access_client_id=env.get("CF_ACCESS_CLIENT_ID", ""),

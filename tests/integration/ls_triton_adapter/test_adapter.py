@@ -11,24 +11,19 @@ answers; CF Access headers are checked by a recording proxy in front of the real
 from __future__ import annotations
 
 import base64
-import json
 import os
 import socket
-import subprocess
-import sys
 import threading
-import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 
+from tests.integration.ls_triton_adapter.adapter_helpers import MODEL, AdapterProcess, serve_docling
 from tests.integration.triton_models.test_serving import make_pdf
 from tests.support import tritonserver
-from tests.support.triton_models import MODELS_DIR, install_model
 
 pytestmark = [
     pytest.mark.skipif(
@@ -39,8 +34,6 @@ pytestmark = [
     ),
 ]
 
-APP = Path(__file__).resolve().parents[3] / "roles" / "ls_triton_adapter" / "files" / "ls_triton_adapter.py"
-MODEL = "docling_granite_python"
 PAGES = ["MV Ocean Star IMO 9123456", "Flag Panama, gross tonnage 5120"]
 PDF64 = base64.b64encode(make_pdf(PAGES)).decode("ascii")
 TEXT = "\n\n".join(PAGES)
@@ -53,84 +46,19 @@ CF_ID, CF_SECRET = "0123abcd.access", "cf-secret-value-never-logged"
 
 @pytest.fixture(name="triton", scope="module")
 def fixture_triton(tmp_path_factory):
-    root = tmp_path_factory.mktemp("triton")
-    install_model(
-        MODELS_DIR / MODEL,
-        root / "models",
-        triton_model_name=MODEL,
-        triton_model_instance_kind="KIND_CPU",
-        triton_model_gpus=[],
-        triton_model_instance_count=2,
-        triton_model_max_batch_size=0,
-        triton_model_parameters={},
-    )
-    server = tritonserver.TritonServer(root / "models", root / "work", load_models=[MODEL]).start()
+    server = serve_docling(tmp_path_factory.mktemp("triton"), instance_count=2)
     try:
-        deadline = time.monotonic() + 60
-        while server.get(f"/v2/models/{MODEL}/ready")[0] != 200:
-            assert time.monotonic() < deadline, server.log()
-            time.sleep(0.1)
         yield server
     finally:
         server.stop()
-
-
-class Adapter:
-    """The adapter as a subprocess; its stdout (the log) is kept."""
-
-    def __init__(self, tmp_path: Path, triton_url: str, **settings: str):
-        self.port = tritonserver.free_port()
-        self.log_path = tmp_path / f"adapter-{self.port}.log"
-        env = {
-            key: value for key, value in os.environ.items() if not key.startswith(("LS_TRITON", "CF_", "LABEL_STUDIO"))
-        }
-        env.update(TRITON_BASE_URL=triton_url, PORT=str(self.port), BIND="127.0.0.1", **settings)
-        with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen([sys.executable, str(APP)], env=env, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                    break
-            except OSError:
-                assert self.process.poll() is None, self.log()
-                assert time.monotonic() < deadline, self.log()
-                time.sleep(0.05)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def call(self, method: str, path: str, body=None, timeout: float = 60) -> tuple[int, dict, float]:
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(
-            self.url + path, data=data, method=method, headers={"Content-Type": "application/json"}
-        )
-        started = time.monotonic()
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                return response.status, json.loads(response.read()), time.monotonic() - started
-        except urllib.error.HTTPError as err:
-            return err.code, json.loads(err.read()), time.monotonic() - started
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(10)
 
 
 @pytest.fixture(name="start_adapter")
 def fixture_start_adapter(tmp_path):
     started = []
 
-    def start(triton_url: str, **settings: str) -> Adapter:
-        adapter = Adapter(tmp_path, triton_url, **settings)
+    def start(triton_url: str, **settings: str) -> AdapterProcess:
+        adapter = AdapterProcess(tmp_path, triton_url, **settings)
         started.append(adapter)
         return adapter
 
