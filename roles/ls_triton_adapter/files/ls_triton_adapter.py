@@ -400,8 +400,9 @@ class Triton:
         return version
 
     def health(self, model: str) -> dict:
-        """Whether Triton and the model answer ready, within the health timeout; never raises."""
+        """Whether Triton and the model answer ready, both within one health timeout in all; never raises."""
         status = {"url": redact_url(self.config.triton_url), "model": model, "ready": False, "model_ready": False}
+        deadline = time.monotonic() + self.config.health_timeout
         try:
             status["ready"] = bool(
                 self._call(
@@ -414,7 +415,7 @@ class Triton:
             status["model_ready"] = bool(
                 self._call(
                     "probe",
-                    self.config.health_timeout,
+                    max(0.05, deadline - time.monotonic()),
                     "the model readiness check",
                     lambda client: client.is_model_ready(model, headers=self.headers),
                 )
