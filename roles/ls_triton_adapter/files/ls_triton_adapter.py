@@ -68,6 +68,10 @@ class BadRequest(AdapterError):
     status = 400
 
 
+class Unauthorized(BadRequest):
+    """Label Studio refused the token for a task's file (401/403)."""
+
+
 class TooLarge(AdapterError):
     status = 413
 
@@ -487,14 +491,14 @@ class Adapter:
         inline = split_data_uri(reference)
         if inline is not None:
             return _checked_base64(inline, self.config.max_pdf_bytes, f"task data {self.config.pdf_key!r}")
-        url, headers = self.resolve_url(reference, project)
-        data = self.fetch(url, headers)
+        url, setup_token, own_file = self.resolve_url(reference, project)
+        data = self.read_label_studio_file(url, setup_token) if own_file else self.fetch(url, {})
         if not data.startswith(b"%PDF-") and b"%PDF-" not in data[:1024]:
             raise BadRequest(f"{redact_url(url)} is not a PDF (no '%PDF-' header at its start)")
         return base64.b64encode(data).decode("ascii")
 
-    def resolve_url(self, reference: str, project: str) -> tuple[str, dict]:
-        """An absolute URL for a task's document and the headers to read it (Label Studio's token for its own files)."""
+    def resolve_url(self, reference: str, project: str) -> tuple[str, str, bool]:
+        """(absolute URL of a task's document, the project's token from /setup, whether it is Label Studio's file)."""
         with self._lock:
             setup = dict(self._projects.get(project) or {})
         hostname = setup.get("hostname") or self.config.label_studio_url
@@ -512,16 +516,31 @@ class Adapter:
             raise BadRequest(
                 f"the task's document must be a data: URI, an http(s) URL or a /data/... path, not {reference[:40]!r}"
             )
-        headers = {}
-        if hostname and url.startswith(hostname + "/"):
-            auth = self.label_studio_authorization(setup.get("access_token") or "")
-            if auth:
-                headers["Authorization"] = auth
-        return url, headers
+        own_file = bool(hostname) and url.startswith(hostname + "/")
+        return url, setup.get("access_token") or "", own_file
 
-    def label_studio_authorization(self, setup_token: str) -> str:
-        if setup_token:
-            return label_studio_auth_header(setup_token)
+    def read_label_studio_file(self, url: str, setup_token: str) -> bytes:
+        """A Label Studio file, with the legacy token from /setup, then (when that is refused: legacy tokens may be
+        disabled in the organization) with LABEL_STUDIO_API_KEY."""
+        tried, refused = [], None
+        for get_auth in (
+            lambda: label_studio_auth_header(setup_token) if setup_token else "",
+            self.configured_authorization,
+        ):
+            auth = get_auth()  # the configured key is exchanged (personal access token) only when needed
+            if not auth or auth in tried:
+                continue
+            tried.append(auth)
+            try:
+                return self.fetch(url, {"Authorization": auth})
+            except Unauthorized as err:
+                refused = err
+        if refused is not None:
+            raise refused
+        return self.fetch(url, {})
+
+    def configured_authorization(self) -> str:
+        """The Authorization header for LABEL_STUDIO_API_KEY ("" when unset)."""
         key = self.config.label_studio_api_key
         if not key:
             return ""
@@ -558,7 +577,8 @@ class Adapter:
                     raise TooLarge(f"{redact_url(url)} is {length} bytes, over the limit of {limit} bytes")
                 data = response.read(limit + 1)
         except urllib.error.HTTPError as err:
-            raise BadRequest(f"reading {redact_url(url)} failed: HTTP {err.code} {err.reason}") from None
+            error = Unauthorized if err.code in (401, 403) else BadRequest
+            raise error(f"reading {redact_url(url)} failed: HTTP {err.code} {err.reason}") from None
         except (OSError, ValueError) as err:
             raise BadRequest(f"reading {redact_url(url)} failed: {err}") from None
         if len(data) > limit:

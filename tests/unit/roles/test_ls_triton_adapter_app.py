@@ -27,6 +27,14 @@ spec.loader.exec_module(app)
 
 PDF = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< >>\nendobj\n" + b"x" * 200
 PDF64 = base64.b64encode(PDF).decode()
+
+
+def jwt(claims: dict) -> str:
+    return "e30." + base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=") + ".sig"
+
+
+PAT = jwt({"token_type": "refresh", "exp": 4102444800})
+ACCESS = jwt({"token_type": "access", "exp": int(time.time()) + 300})
 CONFIG = (
     '<View><Text name="text" value="$text"/><Labels name="label" toName="text"><Label value="Vessel"/></Labels>'
     '<TextArea name="extracted_text" toName="text" editable="true"/></View>'
@@ -237,10 +245,21 @@ def fixture_label_studio():
         def do_GET(self):
             seen.append((self.path, self.headers.get("Authorization")))
             body = PDF if self.path.endswith(".pdf") else b"<html>not a pdf</html>"
-            self.send_response(404 if "missing" in self.path else 200)
+            wanted = "Bearer " + ACCESS if "bearer" in self.path else "Token env-key"
+            refused = ("only-env" in self.path or "bearer" in self.path) and self.headers.get("Authorization") != wanted
+            self.send_response(404 if "missing" in self.path else 401 if refused else 200)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
+
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            seen.append((self.path, body.get("refresh")))
+            answer = json.dumps({"access": ACCESS}).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
 
         def log_message(self, *args):
             pass
@@ -271,13 +290,25 @@ def test_label_studio_paths_are_read_with_the_token_from_setup(label_studio):
 def test_env_label_studio_is_the_fallback_and_foreign_urls_get_no_token(label_studio):
     url, seen = label_studio
     backend = adapter(label_studio_url=url, label_studio_api_key="env-key")
-    assert backend.resolve_url("/data/upload/1/a.pdf", "9") == (
-        url + "/data/upload/1/a.pdf",
-        {"Authorization": "Token env-key"},
-    )
-    assert backend.resolve_url("https://files.example.com/a.pdf", "9") == ("https://files.example.com/a.pdf", {})
+    assert backend.resolve_url("/data/upload/1/a.pdf", "9") == (url + "/data/upload/1/a.pdf", "", True)
+    assert backend.resolve_url("https://files.example.com/a.pdf", "9") == ("https://files.example.com/a.pdf", "", False)
+    assert backend.task_pdf_base64({"data": {"pdf": "/data/upload/1/a.pdf"}}, "9") == PDF64
+    assert seen == [("/data/upload/1/a.pdf", "Token env-key")]
     with pytest.raises(app.BadRequest, match="no Label Studio URL is known"):
         adapter().resolve_url("/data/upload/1/a.pdf", "9")
+
+
+def test_a_refused_setup_token_falls_back_to_the_configured_key(label_studio):
+    url, seen = label_studio
+    backend = adapter(label_studio_url=url, label_studio_api_key="env-key")
+    backend.setup({"project": "3.1", "hostname": url, "access_token": "disabled-legacy"})
+    assert backend.task_pdf_base64({"data": {"pdf": "/data/upload/3/only-env.pdf"}}, "3") == PDF64
+    assert seen == [
+        ("/data/upload/3/only-env.pdf", "Token disabled-legacy"),
+        ("/data/upload/3/only-env.pdf", "Token env-key"),
+    ]
+    with pytest.raises(app.Unauthorized, match="HTTP 401"):
+        adapter(label_studio_url=url).task_pdf_base64({"data": {"pdf": "/data/upload/3/only-env.pdf"}}, "3")
 
 
 def test_a_fetched_file_that_is_not_a_pdf_or_missing_or_too_large_is_refused(label_studio):
@@ -289,6 +320,18 @@ def test_a_fetched_file_that_is_not_a_pdf_or_missing_or_too_large_is_refused(lab
         backend.task_pdf_base64({"data": {"pdf": url + "/missing.pdf"}}, "1")
     with pytest.raises(app.TooLarge, match="over the limit of 100 bytes"):
         adapter(max_pdf_bytes=100).task_pdf_base64({"data": {"pdf": url + "/a.pdf"}}, "1")
+
+
+def test_a_personal_access_token_is_exchanged_once_for_a_bearer_access_token(label_studio):
+    url, seen = label_studio
+    backend = adapter(label_studio_url=url, label_studio_api_key=PAT)
+    for _round in range(2):
+        assert backend.task_pdf_base64({"data": {"pdf": "/data/upload/2/bearer.pdf"}}, "2") == PDF64
+    assert seen == [
+        ("/api/token/refresh/", PAT),
+        ("/data/upload/2/bearer.pdf", "Bearer " + ACCESS),
+        ("/data/upload/2/bearer.pdf", "Bearer " + ACCESS),
+    ]
 
 
 def test_personal_access_token_is_recognised_as_a_jwt_with_exp():
