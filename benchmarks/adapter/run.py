@@ -38,8 +38,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_ROOT))
 
 from tests.integration.ls_triton_adapter.adapter_helpers import MODEL, AdapterProcess, serve_docling  # noqa: E402
-from tests.integration.triton_models.test_serving import make_pdf  # noqa: E402
 from tests.support import tritonserver  # noqa: E402
+from tests.support.pdf import make_pdf  # noqa: E402
 
 LABEL_CONFIG = '<View><Text name="text" value="$text"/><TextArea name="extracted_text" toName="text"/></View>'
 

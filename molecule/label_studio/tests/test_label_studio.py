@@ -25,35 +25,16 @@ import pytest
 testinfra_hosts = ["ls-tethys"]
 
 SCENARIO = Path(__file__).resolve().parents[1]
+# The repository root, for the PDF writer the Triton and adapter tests share (tests/support/pdf.py).
+sys.path.insert(0, str(SCENARIO.parents[1]))
+from tests.support.pdf import make_pdf  # noqa: E402
+
 LABELS_FILE = SCENARIO.parents[1] / "roles" / "label_studio" / "files" / "labels.example.json"
 PROJECT = "NER_Data"
 SINK_LOG = "/var/lib/oceanid-webhook-sink.jsonl"
 # Text only this run puts into the PDF: a prediction that contains it came from Triton reading this PDF.
 MARKER = f"Vessel Oceanid Tethys {uuid.uuid4().hex[:12]}"
 STATE: dict = {}
-
-
-def make_pdf(text: str) -> bytes:
-    """A one-page PDF whose text layer is `text` (Helvetica), with a correct xref table."""
-    escaped = text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)").encode("latin-1")
-    stream = b"BT /F1 18 Tf 72 720 Td (" + escaped + b") Tj ET"
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [4 0 R] /Count 1 >>",
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >> /Contents 5 0 R >>",
-        b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
-    ]
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
-    return bytes(out)
 
 
 class NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -190,7 +171,7 @@ def test_ml_backend_is_connected_and_healthy(api):
 
 def test_pdf_task_gets_a_prediction_with_the_text_triton_extracted(api):
     pid = project_id(api)
-    pdf = "data:application/pdf;base64," + base64.b64encode(make_pdf(MARKER)).decode()
+    pdf = "data:application/pdf;base64," + base64.b64encode(make_pdf([MARKER])).decode()
     imported = api("POST", f"/api/projects/{pid}/import", [{"pdf": pdf, "text": ""}])[2]
     assert imported["task_count"] == 1, imported
     tasks = api("GET", f"/api/tasks/?project={pid}&page_size=100")[2]

@@ -22,8 +22,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from tests.integration.ls_triton_adapter.adapter_helpers import MODEL, AdapterProcess, serve_docling
-from tests.integration.triton_models.test_serving import make_pdf
 from tests.support import tritonserver
+from tests.support.pdf import make_pdf
 
 pytestmark = [
     pytest.mark.skipif(
