@@ -322,3 +322,49 @@ def test_parallel_predicts_are_all_answered(triton, start_adapter):
     ]
     assert [answer[0] for answer in answers] == [200] * 24
     assert texts == [f"Vessel number {index}" for index in range(24)]
+
+
+def test_a_kept_alive_connection_that_triton_closed_is_not_used_again(triton, start_adapter):
+    """Triton, or a proxy in front of it (cloudflared, a load balancer), may close an idle kept-alive connection.
+
+    This proxy answers each request and then closes the connection without saying so (no ``Connection: close``),
+    as an idle time-out does. The next request must go out on a new connection, not fail on the closed one.
+    """
+    connections = []
+
+    class ClosingProxy(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _forward(self):
+            connections.append(self.client_address)
+            length = int(self.headers.get("Content-Length") or 0)
+            data = self.rfile.read(length) if length else None
+            headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
+            request = urllib.request.Request(triton.url + self.path, data=data, method=self.command, headers=headers)
+            with urllib.request.urlopen(request, timeout=30) as response:
+                status, body, out = response.status, response.read(), response.headers
+            self.send_response(status)
+            for key, value in out.items():
+                if key.lower() not in ("content-length", "connection", "transfer-encoding"):
+                    self.send_header(key, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            self.close_connection = True  # closed after the answer, as an idle time-out would
+
+        do_GET = do_POST = _forward
+
+        def log_message(self, *args):
+            pass
+
+    proxy = ThreadingHTTPServer(("127.0.0.1", 0), ClosingProxy)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    try:
+        adapter = start_adapter(f"http://127.0.0.1:{proxy.server_address[1]}/", LS_TRITON_ADAPTER_WORKERS="1")
+        for _attempt in range(3):
+            status, body, _elapsed = adapter.call("POST", "/predict", {"pdf_base64": PDF64})
+            assert status == 200 and body["text"] == TEXT, body
+        assert len(connections) >= 3
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
