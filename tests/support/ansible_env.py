@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -23,6 +24,25 @@ def link_collection() -> Path:
     if not (COLLECTIONS_PATH / "ansible_collections" / "oceanid" / "fleet").is_dir():
         subprocess.run([str(REPO_ROOT / "tools" / "link-collection")], check=True)
     return COLLECTIONS_PATH
+
+
+def make_collection_importable() -> Path:
+    """Make this checkout importable as ``ansible_collections.oceanid.fleet`` through ansible's collection loader.
+
+    Every test module that imports ``ansible_collections...`` must go through this: a plain ``sys.path`` entry
+    lets Python import ``ansible_collections`` as an ordinary namespace package, and a later
+    ``init_plugin_loader`` (another conftest in the same session) then fails with "collection metadata was not
+    loaded for collection oceanid.fleet".
+    """
+    path = link_collection()
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
+    from ansible.plugins.loader import init_plugin_loader  # pylint: disable=import-outside-toplevel
+    from ansible.utils.collection_loader import AnsibleCollectionConfig  # pylint: disable=import-outside-toplevel
+
+    if AnsibleCollectionConfig.collection_finder is None:
+        init_plugin_loader([str(path)])
+    return path
 
 
 def isolated_ansible_env(directory: Path, base: Mapping[str, str] | None = None, **settings: str) -> dict[str, str]:

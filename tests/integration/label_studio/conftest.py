@@ -18,12 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.ansible_env import isolated_ansible_env, link_collection
+from tests.support.ansible_env import isolated_ansible_env, make_collection_importable
 from tests.support.label_studio import FakeMLBackend, LabelStudio
 
-COLLECTIONS_PATH = link_collection()
-if str(COLLECTIONS_PATH) not in sys.path:
-    sys.path.insert(0, str(COLLECTIONS_PATH))
+COLLECTIONS_PATH = make_collection_importable()
 
 
 @pytest.fixture(scope="session")

@@ -12,26 +12,12 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 
 import pytest
 
-from tests.support.ansible_env import isolated_ansible_env, link_collection
+from tests.support.ansible_env import isolated_ansible_env, make_collection_importable
 
-COLLECTIONS_PATH = link_collection()
-
-
-def _make_collection_importable() -> None:
-    if str(COLLECTIONS_PATH) not in sys.path:
-        sys.path.insert(0, str(COLLECTIONS_PATH))
-    from ansible.plugins.loader import init_plugin_loader  # pylint: disable=import-outside-toplevel
-    from ansible.utils.collection_loader import AnsibleCollectionConfig  # pylint: disable=import-outside-toplevel
-
-    if AnsibleCollectionConfig.collection_finder is None:
-        init_plugin_loader([str(COLLECTIONS_PATH)])
-
-
-_make_collection_importable()
+COLLECTIONS_PATH = make_collection_importable()
 
 # pylint: disable=wrong-import-position
 from tests.integration.s3.s3_helpers import S3Case  # noqa: E402
