@@ -72,6 +72,46 @@ def ls_body(*pdfs: str, project: str = "1.1764800000") -> dict:
     return {"tasks": tasks, "label_config": LABEL_CONFIG, "project": project, "params": {"context": None}}
 
 
+def forwarding_proxy(target_url: str, on_request=None, close_after_answer: bool = False) -> ThreadingHTTPServer:
+    """A started HTTP/1.1 proxy on loopback to ``target_url``. ``on_request(handler)`` sees each request first.
+    With ``close_after_answer`` it closes every connection after its answer without saying so (no
+    ``Connection: close``), as an idle time-out of Triton or of a proxy in front of it does."""
+
+    class Proxy(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _forward(self):
+            if on_request:
+                on_request(self)
+            length = int(self.headers.get("Content-Length") or 0)
+            data = self.rfile.read(length) if length else None
+            headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
+            request = urllib.request.Request(target_url + self.path, data=data, method=self.command, headers=headers)
+            try:
+                with urllib.request.urlopen(request, timeout=30) as response:
+                    status, body, out = response.status, response.read(), response.headers
+            except urllib.error.HTTPError as err:
+                status, body, out = err.code, err.read(), err.headers
+            self.send_response(status)
+            for key, value in out.items():
+                if key.lower() not in ("content-length", "connection", "transfer-encoding"):
+                    self.send_header(key, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            if close_after_answer:
+                self.close_connection = True
+
+        do_GET = do_POST = _forward
+
+        def log_message(self, *args):
+            pass
+
+    proxy = ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    return proxy
+
+
 def test_health_setup_and_versions_against_a_ready_triton(triton, start_adapter):
     adapter = start_adapter(triton.url)
     status, body, elapsed = adapter.call("GET", "/health")
@@ -248,42 +288,17 @@ def test_a_slow_triton_is_a_clear_504_within_the_bound_and_no_worker_hangs(silen
 def test_cf_access_headers_reach_triton_and_are_never_logged(triton, start_adapter):
     seen = []
 
-    class Proxy(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def _forward(self):
-            seen.append(
-                (
-                    self.command,
-                    self.path,
-                    self.headers.get("CF-Access-Client-Id"),
-                    self.headers.get("CF-Access-Client-Secret"),
-                )
+    def record(handler):
+        seen.append(
+            (
+                handler.command,
+                handler.path,
+                handler.headers.get("CF-Access-Client-Id"),
+                handler.headers.get("CF-Access-Client-Secret"),
             )
-            length = int(self.headers.get("Content-Length") or 0)
-            data = self.rfile.read(length) if length else None
-            headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
-            request = urllib.request.Request(triton.url + self.path, data=data, method=self.command, headers=headers)
-            try:
-                with urllib.request.urlopen(request, timeout=30) as response:
-                    status, body, out = response.status, response.read(), response.headers
-            except urllib.error.HTTPError as err:
-                status, body, out = err.code, err.read(), err.headers
-            self.send_response(status)
-            for key, value in out.items():
-                if key.lower() not in ("content-length", "connection", "transfer-encoding"):
-                    self.send_header(key, value)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+        )
 
-        do_GET = do_POST = _forward
-
-        def log_message(self, *args):
-            pass
-
-    proxy = ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
-    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    proxy = forwarding_proxy(triton.url, on_request=record)
     try:
         adapter = start_adapter(
             f"http://127.0.0.1:{proxy.server_address[1]}/",
@@ -331,34 +346,9 @@ def test_a_kept_alive_connection_that_triton_closed_is_not_used_again(triton, st
     as an idle time-out does. The next request must go out on a new connection, not fail on the closed one.
     """
     connections = []
-
-    class ClosingProxy(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def _forward(self):
-            connections.append(self.client_address)
-            length = int(self.headers.get("Content-Length") or 0)
-            data = self.rfile.read(length) if length else None
-            headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
-            request = urllib.request.Request(triton.url + self.path, data=data, method=self.command, headers=headers)
-            with urllib.request.urlopen(request, timeout=30) as response:
-                status, body, out = response.status, response.read(), response.headers
-            self.send_response(status)
-            for key, value in out.items():
-                if key.lower() not in ("content-length", "connection", "transfer-encoding"):
-                    self.send_header(key, value)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-            self.close_connection = True  # closed after the answer, as an idle time-out would
-
-        do_GET = do_POST = _forward
-
-        def log_message(self, *args):
-            pass
-
-    proxy = ThreadingHTTPServer(("127.0.0.1", 0), ClosingProxy)
-    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    proxy = forwarding_proxy(
+        triton.url, on_request=lambda handler: connections.append(handler.client_address), close_after_answer=True
+    )
     try:
         adapter = start_adapter(f"http://127.0.0.1:{proxy.server_address[1]}/", LS_TRITON_ADAPTER_WORKERS="1")
         for _attempt in range(3):
