@@ -10,7 +10,7 @@ class ModuleDocFragment:
 options:
   api_token:
     description:
-      - A Cloudflare API token, sent as C(Authorization: Bearer).
+      - A Cloudflare API token, sent as C(Authorization) with the C(Bearer) scheme.
       - The preferred style. Give either O(api_token), or O(api_key) with O(api_email), not both.
       - If not set, the environment variable E(CLOUDFLARE_API_TOKEN) is used.
       - Not logged.

@@ -21,6 +21,7 @@ named by ``SSL_CERT_FILE`` apply, like in every other Ansible module). Python 3.
 
 import email.utils
 import json
+import re
 import socket
 import ssl
 import time
@@ -417,3 +418,63 @@ def client_from_module(module, **kwargs):
         validate_certs=p.get("validate_certs", True),
         **kwargs,
     )
+
+
+# -- helpers shared by the modules -----------------------------------------------------------------
+
+_GO_DURATION_UNITS = {"ns": 1, "us": 1000, "\u00b5s": 1000, "\u03bcs": 1000, "ms": 10**6, "s": 10**9, "m": 60 * 10**9}
+_GO_DURATION_UNITS["h"] = 3600 * 10**9
+_GO_DURATION_RE = re.compile(r"([0-9]*(?:\.[0-9]*)?)(ns|us|\u00b5s|\u03bcs|ms|s|m|h)")
+
+
+def go_duration_ns(text):
+    """Nanoseconds of a Go duration string ('8760h', '2h45m', '300ms'); None when it is not one.
+
+    Days are not a Go unit, so '30d' is None. 'forever' is not a duration either: callers handle it.
+    """
+    if not isinstance(text, str) or not text:
+        return None
+    if text == "0":
+        return 0
+    pos, total = 0, 0.0
+    for match in _GO_DURATION_RE.finditer(text):
+        if match.start() != pos or match.group(1) in ("", "."):
+            return None
+        total += float(match.group(1)) * _GO_DURATION_UNITS[match.group(2)]
+        pos = match.end()
+    if pos != len(text):
+        return None
+    return int(total)
+
+
+def same_duration(a, b):
+    """Whether two Go duration strings (or 'forever') mean the same length; plain comparison otherwise."""
+    if a == b:
+        return True
+    na, nb = go_duration_ns(a), go_duration_ns(b)
+    return na is not None and na == nb
+
+
+def scope_prefix(account_id=None, zone_id=None):
+    """'/accounts/<id>' or '/zones/<id>' for exactly one of the two (ValueError otherwise)."""
+    if bool(account_id) == bool(zone_id):
+        raise ValueError("exactly one of account_id and zone_id is needed")
+    if account_id:
+        return "/accounts/%s" % quote_segment(account_id)
+    return "/zones/%s" % quote_segment(zone_id)
+
+
+def scope_text(account_id=None, zone_id=None):
+    return "account %s" % account_id if account_id else "zone %s" % zone_id
+
+
+def one_by_name(items, name, what, where):
+    """The single item named exactly ``name`` (None when none); ValueError naming the ids when several."""
+    found = [i for i in items if isinstance(i, dict) and i.get("name") == name]
+    if len(found) > 1:
+        raise ValueError(
+            "%d %s are named %r in %s (ids %s); names must be unique for this module to know which one "
+            "to manage: delete or rename the extra ones"
+            % (len(found), what, name, where, ", ".join(str(i.get("id")) for i in found))
+        )
+    return found[0] if found else None
