@@ -52,6 +52,36 @@ CONFIGURE = f"""
         tasks_from: configure.yml
 """
 
+# The role's main dispatch, limited to the configure step (the environment file, the unit and, when the
+# Cloudflare Access variables are given, the credentials file); no systemd, apt or pip here.
+MAIN_CONFIGURE = f"""
+- hosts: localhost
+  gather_facts: false
+  roles:
+    - role: {ROLE}
+"""
+
+# The cf_access entry point alone (what the edge layer of playbooks/site.yml calls after a create or rotate).
+CF_ACCESS = f"""
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - ansible.builtin.include_role:
+        name: {ROLE}
+        tasks_from: cf_access
+"""
+
+
+def sourced(*files: Path) -> dict[str, str]:
+    """The environment systemd builds from these EnvironmentFiles, in order (sh reads the same quoting)."""
+    script = "set -a; " + " ".join(f'. "${i + 1}";' for i in range(len(files))) + " env -0"
+    out = subprocess.run(
+        ["/bin/sh", "-c", script, "sh", *map(str, files)], capture_output=True, check=True, env={}
+    ).stdout
+    env = dict(item.split("=", 1) for item in out.decode().split("\0") if "=" in item)
+    env.pop("PWD", None)  # the shell's own
+    return env
+
 
 def host_extra(tmp_path: Path, **overrides) -> dict:
     venv = tmp_path / "venv"
@@ -83,21 +113,25 @@ def fixture_rendered(tmp_path_factory):
         ls_triton_adapter_cf_access_client_secret=SECRET,
         ls_triton_adapter_label_studio_api_key="ls-token-123",
     )
-    result = run_playbook(tmp_path, isolated_ansible_env(tmp_path), CONFIGURE, extra, "-vvv")
+    result = run_playbook(
+        tmp_path, isolated_ansible_env(tmp_path), MAIN_CONFIGURE, extra, "-vvv", "--tags", "ls_triton_adapter_configure"
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     return tmp_path, result.stdout + result.stderr
 
 
 def test_environment_file_is_0600_and_holds_the_settings_as_a_shell_reads_them(rendered):
     tmp_path = rendered[0]
-    env_file = tmp_path / "etc" / "env"
+    env_file, cf_file = tmp_path / "etc" / "env", tmp_path / "etc" / "cf-access.env"
     assert oct(env_file.stat().st_mode & 0o777) == "0o600"
+    assert oct(cf_file.stat().st_mode & 0o777) == "0o600"
     assert oct((tmp_path / "etc").stat().st_mode & 0o777) == "0o700"
     # systemd's EnvironmentFile and sh agree on "..." with \\ \" \$ \` escapes (systemd 252: env-file.c)
-    out = subprocess.run(
-        ["/bin/sh", "-c", 'set -a; . "$0"; env -0', str(env_file)], capture_output=True, check=True, env={}
-    ).stdout
-    env = dict(item.split("=", 1) for item in out.decode().split("\0") if "=" in item)
+    assert not [
+        name for name in sourced(env_file) if name.startswith("CF_ACCESS")
+    ]  # the token only in its own file, which runs without it keep
+    assert sourced(cf_file) == {"CF_ACCESS_CLIENT_ID": "abc.access", "CF_ACCESS_CLIENT_SECRET": SECRET}
+    env = sourced(env_file, cf_file)
     assert env["TRITON_BASE_URL"] == "https://gpu.example.com/triton"
     assert env["CF_ACCESS_CLIENT_ID"] == "abc.access"
     assert env["CF_ACCESS_CLIENT_SECRET"] == SECRET
@@ -113,13 +147,14 @@ def test_the_app_reads_that_environment(rendered):
         [
             "/bin/sh",
             "-c",
-            'set -a; . "$0"; exec "$1" -c "$2" "$3"',
+            'set -a; . "$0"; . "$4"; exec "$1" -c "$2" "$3"',
             str(tmp_path / "etc" / "env"),
             sys.executable,
             "import importlib.util as u, sys; s = u.spec_from_file_location('a', sys.argv[1]); m = u.module_from_spec(s); "
             "s.loader.exec_module(m); c = m.Config.from_env(); "
             "print(c.triton_target, c.triton_ssl, c.port, c.bind, c.workers, c.inference_timeout, c.triton_headers() != {})",
             str(APP),
+            str(tmp_path / "etc" / "cf-access.env"),
         ],
         capture_output=True,
         text=True,
@@ -140,7 +175,12 @@ def test_unit_was_verified_and_runs_the_venvs_python_as_the_service_user(rendere
     unit = (tmp_path / "systemd" / "ls-triton-adapter.service").read_text(encoding="utf-8")
     lines = dict(line.split("=", 1) for line in unit.splitlines() if "=" in line and not line.startswith("#"))
     assert lines["ExecStart"] == f"{tmp_path}/venv/bin/python {tmp_path}/home/ls_triton_adapter.py"
-    assert lines["User"] == "ls-triton-adapter" and lines["EnvironmentFile"] == f"{tmp_path}/etc/env"
+    assert lines["User"] == "ls-triton-adapter"
+    # the settings, then the credentials file (optional: "-"), which overrides them
+    assert [line for line in unit.splitlines() if line.startswith("EnvironmentFile=")] == [
+        f"EnvironmentFile={tmp_path}/etc/env",
+        f"EnvironmentFile=-{tmp_path}/etc/cf-access.env",
+    ]
     assert lines["ProtectSystem"] == "strict" and lines["NoNewPrivileges"] == "true"
     assert "cf-s3cret" not in unit
     verify = subprocess.run(
@@ -159,6 +199,60 @@ def test_a_unit_that_does_not_verify_is_not_written(tmp_path, clean_ansible_env)
     assert result.returncode != 0
     assert "no-venv/bin/python" in result.stdout + result.stderr
     assert not (tmp_path / "systemd" / "ls-triton-adapter.service").exists()
+
+
+def test_cf_access_entry_point_writes_only_the_credentials_file_and_only_on_change(tmp_path, clean_ansible_env):
+    cf_file = tmp_path / "etc" / "cf-access.env"
+    base = host_extra(tmp_path)
+
+    def deliver(client_id: str, secret: str) -> subprocess.CompletedProcess:
+        extra = {
+            **base,
+            "ls_triton_adapter_cf_access_client_id": client_id,
+            "ls_triton_adapter_cf_access_client_secret": secret,
+        }
+        return run_playbook(tmp_path, clean_ansible_env, CF_ACCESS, extra, "-vvv")
+
+    first = deliver("abc.access", SECRET)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "changed=2" in first.stdout  # the directory and the file; no unit here, so no restart
+    assert oct(cf_file.stat().st_mode & 0o777) == "0o600"
+    assert sourced(cf_file) == {"CF_ACCESS_CLIENT_ID": "abc.access", "CF_ACCESS_CLIENT_SECRET": SECRET}
+    assert not (tmp_path / "etc" / "env").exists()  # nothing but the token
+    again = deliver("abc.access", SECRET)
+    assert again.returncode == 0 and "changed=0" in again.stdout, again.stdout
+    rotated = deliver("abc.access", "rotated-s3cret")
+    assert rotated.returncode == 0 and "changed=1" in rotated.stdout, rotated.stdout
+    assert sourced(cf_file)["CF_ACCESS_CLIENT_SECRET"] == "rotated-s3cret"
+    for result in (first, again, rotated):
+        output = result.stdout + result.stderr
+        assert "cf-s3cret" not in output and "rotated-s3cret" not in output
+
+    missing = deliver("abc.access", "")
+    assert missing.returncode != 0
+    assert "ls_triton_adapter_cf_access_client_secret (empty) must both be set" in missing.stdout
+    assert sourced(cf_file)["CF_ACCESS_CLIENT_SECRET"] == "rotated-s3cret"  # the delivered token kept
+
+
+def test_a_run_without_the_token_keeps_the_delivered_one(rendered, clean_ansible_env):
+    tmp_path = rendered[0]
+    before = (tmp_path / "etc" / "cf-access.env").read_bytes()
+    result = run_playbook(
+        tmp_path / "again",
+        clean_ansible_env,
+        MAIN_CONFIGURE,
+        host_extra(
+            tmp_path,
+            ls_triton_adapter_triton_url="https://gpu.example.com/triton",
+            ls_triton_adapter_bind_address="0.0.0.0",
+            ls_triton_adapter_label_studio_api_key="ls-token-123",
+        ),
+        "--tags",
+        "ls_triton_adapter_configure",
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "changed=0" in result.stdout, result.stdout
+    assert (tmp_path / "etc" / "cf-access.env").read_bytes() == before
 
 
 PREFLIGHT = f"""
@@ -235,7 +329,14 @@ def fixture_manifests(tmp_path_factory):
 def test_every_manifest_is_valid_for_the_clusters_kubernetes_version(manifests):
     kubernetes_validate = pytest.importorskip("kubernetes_validate")
     rendered = manifests[0]
-    assert set(rendered) == {"namespace.yaml", "configmap.yaml", "secret.yaml", "deployment.yaml", "service.yaml"}
+    assert set(rendered) == {
+        "namespace.yaml",
+        "configmap.yaml",
+        "secret.yaml",
+        "cf-access-secret.yaml",
+        "deployment.yaml",
+        "service.yaml",
+    }
     for manifest in rendered.values():
         kubernetes_validate.validate(manifest, f"{K8S_VERSION}.0", strict=True)
     broken = json.loads(json.dumps(rendered["deployment.yaml"]))
@@ -257,7 +358,10 @@ def test_the_seeds_service_url_and_the_app_from_the_configmap(manifests):
     env = {item["name"]: item["value"] for item in container["env"]}
     assert env["TRITON_BASE_URL"] == "https://gpu.example.com" and env["BIND"] == "0.0.0.0" and env["PORT"] == "9090"
     assert env["PYTHONPATH"] == "/deps"
-    assert container["envFrom"] == [{"secretRef": {"name": "ls-triton-adapter"}}]
+    assert container["envFrom"] == [
+        {"secretRef": {"name": "ls-triton-adapter"}},
+        {"secretRef": {"name": "ls-triton-adapter-cf-access", "optional": True}},
+    ]
     assert container["readinessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
     init = pod["initContainers"][0]
     assert init["command"][:8] == [
@@ -275,12 +379,14 @@ def test_the_seeds_service_url_and_the_app_from_the_configmap(manifests):
 
 def test_secrets_are_only_in_the_secret_and_never_printed(manifests):
     rendered, output = manifests
-    assert rendered["secret.yaml"]["stringData"] == {
+    assert rendered["cf-access-secret.yaml"]["stringData"] == {
         "CF_ACCESS_CLIENT_ID": "abc.access",
         "CF_ACCESS_CLIENT_SECRET": SECRET,
     }
+    assert rendered["cf-access-secret.yaml"]["metadata"]["name"] == "ls-triton-adapter-cf-access"
+    assert rendered["secret.yaml"]["stringData"] == {}  # no Label Studio token given
     for name, manifest in rendered.items():
-        if name != "secret.yaml":
+        if name != "cf-access-secret.yaml":
             assert "cf-s3cret" not in json.dumps(manifest), name
     assert "cf-s3cret" not in output
 
@@ -298,3 +404,33 @@ def test_a_changed_setting_rolls_the_pods_and_a_ready_made_image_needs_no_init_c
     pod = second["deployment.yaml"]["spec"]["template"]["spec"]
     assert "initContainers" not in pod
     assert "PYTHONPATH" not in {item["name"] for item in pod["containers"][0]["env"]}
+
+
+def test_k8s_without_the_token_renders_no_cf_access_secret_and_the_entry_point_renders_only_it(
+    tmp_path, clean_ansible_env
+):
+    kubernetes_validate = pytest.importorskip("kubernetes_validate")
+    plain = render_k8s(
+        tmp_path / "plain",
+        clean_ansible_env,
+        ls_triton_adapter_cf_access_client_id="",
+        ls_triton_adapter_cf_access_client_secret="",
+    )[0]
+    assert "cf-access-secret.yaml" not in plain
+    manifest_dir = tmp_path / "entry" / "manifests"
+    extra = {
+        "ansible_python_interpreter": sys.executable,
+        "ls_triton_adapter_mode": "k8s",
+        "ls_triton_adapter_k8s_host": "localhost",
+        "ls_triton_adapter_k8s_manifest_dir": str(manifest_dir),
+        "ls_triton_adapter_cf_access_client_id": "abc.access",
+        "ls_triton_adapter_cf_access_client_secret": SECRET,
+    }
+    result = run_playbook(tmp_path / "entry", clean_ansible_env, CF_ACCESS, extra, "-vvv")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "cf-s3cret" not in result.stdout + result.stderr
+    assert [path.name for path in manifest_dir.iterdir()] == ["cf-access-secret.yaml"]
+    assert oct((manifest_dir / "cf-access-secret.yaml").stat().st_mode & 0o777) == "0o600"
+    secret = yaml.safe_load((manifest_dir / "cf-access-secret.yaml").read_text(encoding="utf-8"))
+    kubernetes_validate.validate(secret, f"{K8S_VERSION}.0", strict=True)
+    assert secret["stringData"]["CF_ACCESS_CLIENT_SECRET"] == SECRET
