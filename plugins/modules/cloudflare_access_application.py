@@ -171,6 +171,8 @@ def validate_params(params):
     errors = []
     if not (params.get("name") or "").strip():
         errors.append("name must be a non-empty string")
+    if bool(params.get("account_id")) == bool(params.get("zone_id")):
+        errors.append("give exactly one of account_id and zone_id (the application's account, or its zone)")
     if params.get("state") == "present":
         domain = params.get("domain") or ""
         if not domain.strip():

@@ -211,6 +211,8 @@ def validate_params(params):
     errors = []
     if not (params.get("name") or "").strip():
         errors.append("name must be a non-empty string")
+    if bool(params.get("account_id")) == bool(params.get("zone_id")):
+        errors.append("give exactly one of account_id and zone_id (the token's account, or its zone)")
     duration = params.get("duration")
     if duration is not None and duration != "forever" and go_duration_ns(duration) is None:
         errors.append(
