@@ -443,7 +443,7 @@ def main():
         domain={"type": "str"},
         account_id={"type": "str"},
         zone_id={"type": "str"},
-        service_tokens={"type": "list", "elements": "str"},
+        service_tokens={"type": "list", "elements": "str", "no_log": False},
         session_duration={"type": "str", "default": "24h"},
         policy_name={"type": "str"},
         state={"type": "str", "default": "present", "choices": ["present", "absent"]},

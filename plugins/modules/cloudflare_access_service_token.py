@@ -392,7 +392,7 @@ def main():
         zone_id={"type": "str"},
         state={"type": "str", "default": "present", "choices": ["present", "absent", "rotated", "refreshed"]},
         duration={"type": "str"},
-        previous_secret_expires_at={"type": "str"},
+        previous_secret_expires_at={"type": "str", "no_log": False},
         secret_file={"type": "path"},
         secret_file_format={"type": "str", "default": "env", "choices": ["env", "json", "secret"]},
     )
