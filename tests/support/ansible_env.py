@@ -9,10 +9,12 @@ working directory or home are left out, and the collection is this checkout's, b
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -66,3 +68,63 @@ def isolated_ansible_env(directory: Path, base: Mapping[str, str] | None = None,
     )
     env.update(settings)
     return env
+
+
+@dataclass
+class PlayResult:
+    """One ansible-playbook run: its return code, the per-task results of localhost (ansible.posix.json), the output."""
+
+    rc: int
+    results: list[dict]
+    stdout: str
+    stderr: str
+
+    def __getitem__(self, index: int) -> dict:
+        return self.results[index]
+
+
+def run_local_play(
+    workdir: Path,
+    name: str,
+    tasks: list[dict],
+    *,
+    check: bool = False,
+    diff: bool = True,
+    verbosity: int = 0,
+    json_output: bool = True,
+    env: Mapping[str, str] | None = None,
+    count: int = 0,
+) -> PlayResult:
+    """``tasks`` (complete task dicts) in one play on localhost (local connection, this interpreter), run by
+    ansible-playbook in the isolated environment (plus ``env``); with ``json_output`` the ansible.posix.json
+    callback's per-task results of localhost come back in order."""
+    playbook = workdir / f"play-{count or len(list(workdir.glob('play-*.yml'))) + 1}.yml"
+    play = [{"name": name, "hosts": "localhost", "gather_facts": False, "tasks": tasks}]
+    playbook.write_text(json.dumps(play, indent=2))
+    run_env = isolated_ansible_env(
+        workdir / "ansible",
+        ANSIBLE_STDOUT_CALLBACK="ansible.posix.json" if json_output else "ansible.builtin.default",
+    )
+    run_env.update(env or {})
+    command = [
+        str(Path(sys.executable).parent / "ansible-playbook"),
+        "-i",
+        "localhost,",
+        "-c",
+        "local",
+        "-e",
+        f"ansible_python_interpreter={sys.executable}",
+        str(playbook),
+    ]
+    command += ["--check"] if check else []
+    command += ["--diff"] if diff else []
+    command += ["-" + "v" * verbosity] if verbosity else []
+    out = subprocess.run(command, env=run_env, cwd=workdir, capture_output=True, text=True, timeout=600, check=False)
+    if not json_output:
+        return PlayResult(out.returncode, [], out.stdout, out.stderr)
+    try:
+        report = json.loads(out.stdout)
+    except ValueError:
+        raise AssertionError(f"no JSON from ansible-playbook (rc {out.returncode}):\n{out.stdout}\n{out.stderr}")
+    results = [task["hosts"]["localhost"] for p in report["plays"] for task in p["tasks"]]
+    return PlayResult(out.returncode, results, out.stdout, out.stderr)

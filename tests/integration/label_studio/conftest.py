@@ -9,16 +9,12 @@ titles so that they do not depend on each other's order.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.support.ansible_env import isolated_ansible_env, make_collection_importable
+from tests.support.ansible_env import PlayResult, make_collection_importable, run_local_play
 from tests.support.label_studio import FakeMLBackend, LabelStudio
 
 COLLECTIONS_PATH = make_collection_importable()
@@ -45,17 +41,6 @@ def title() -> str:
     return "t-" + uuid.uuid4().hex[:12]
 
 
-@dataclass
-class PlayResult:
-    rc: int
-    results: list[dict]
-    stdout: str
-    stderr: str
-
-    def __getitem__(self, index: int) -> dict:
-        return self.results[index]
-
-
 class Play:
     """Tasks of the label_studio_* modules on localhost, each ignore_errors, run by ansible-playbook."""
 
@@ -74,48 +59,21 @@ class Play:
         json_output: bool = True,
     ) -> PlayResult:
         self.count += 1
-        playbook = self.workdir / f"play-{self.count}.yml"
         connection = {"url": self.server.url, "api_token": token or self.server.token}
-        play = [
-            {
-                "name": "label studio",
-                "hosts": "localhost",
-                "gather_facts": False,
-                "tasks": [
-                    {"name": f"step {n}", f"oceanid.fleet.{module}": dict(connection, **args), "ignore_errors": True}
-                    for n, (module, args) in enumerate(tasks)
-                ],
-            }
+        tasks_ = [
+            {"name": f"step {n}", f"oceanid.fleet.{module}": dict(connection, **args), "ignore_errors": True}
+            for n, (module, args) in enumerate(tasks)
         ]
-        playbook.write_text(json.dumps(play, indent=2))
-        env = isolated_ansible_env(
-            self.workdir / "ansible",
-            ANSIBLE_STDOUT_CALLBACK="ansible.posix.json" if json_output else "ansible.builtin.default",
+        return run_local_play(
+            self.workdir,
+            "label studio",
+            tasks_,
+            check=check,
+            diff=diff,
+            verbosity=verbosity,
+            json_output=json_output,
+            count=self.count,
         )
-        command = [
-            str(Path(sys.executable).parent / "ansible-playbook"),
-            "-i",
-            "localhost,",
-            "-c",
-            "local",
-            "-e",
-            f"ansible_python_interpreter={sys.executable}",
-            str(playbook),
-        ]
-        command += ["--check"] if check else []
-        command += ["--diff"] if diff else []
-        command += ["-" + "v" * verbosity] if verbosity else []
-        out = subprocess.run(
-            command, env=env, cwd=self.workdir, capture_output=True, text=True, timeout=600, check=False
-        )
-        if not json_output:
-            return PlayResult(out.returncode, [], out.stdout, out.stderr)
-        try:
-            report = json.loads(out.stdout)
-        except ValueError:
-            raise AssertionError(f"no JSON from ansible-playbook (rc {out.returncode}):\n{out.stdout}\n{out.stderr}")
-        results = [task["hosts"]["localhost"] for p in report["plays"] for task in p["tasks"]]
-        return PlayResult(out.returncode, results, out.stdout, out.stderr)
 
 
 @pytest.fixture
