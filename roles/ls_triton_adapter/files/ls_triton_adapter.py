@@ -86,6 +86,10 @@ class TritonUnavailable(AdapterError):
     status = 502
 
 
+class TritonAccessRefused(TritonUnavailable):
+    """Triton's URL answered 401/403: Cloudflare Access (or another gate in front of Triton) refused the adapter."""
+
+
 class TritonTimeout(AdapterError):
     status = 504
 
@@ -344,6 +348,9 @@ class Triton:
         except self._error as err:
             status = err.status()
             message = err.message() or str(err)
+            if status in ("401", "403"):
+                # Triton itself never answers 401/403: a gate in front of it (Cloudflare Access) refused us.
+                raise TritonAccessRefused(self._refused_message(where, what, status)) from None
             if status and status.isdigit() and 400 <= int(status) < 500:
                 raise DocumentRejected(f"Triton rejected the request ({what}, HTTP {status}): {message}") from None
             self._drop(kind)
@@ -357,6 +364,15 @@ class Triton:
             if isinstance(err, (socket.timeout, TimeoutError)) or "timed out" in str(err).lower():
                 raise TritonTimeout(f"Triton at {where} did not answer {what} within the timeout: {err}") from None
             raise TritonUnavailable(f"Triton at {where} is unreachable ({what}): {err}") from None
+
+    def _refused_message(self, where: str, what: str, status: str) -> str:
+        token = (
+            "the configured service token (CF_ACCESS_CLIENT_ID/SECRET) was not admitted: expired, rotated away "
+            "or not in the Access application's policy"
+            if self.config.cf_access_client_id
+            else "no service token is configured (CF_ACCESS_CLIENT_ID/CF_ACCESS_CLIENT_SECRET are empty)"
+        )
+        return f"Triton at {where} refused {what} with HTTP {status} (Cloudflare Access in front of it?): {token}"
 
     def infer(self, model: str, pdf_base64: str, prompt: str) -> dict:
         """The model's ``result`` JSON for one base64 PDF."""

@@ -21,7 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tests.integration.ls_triton_adapter.adapter_helpers import MODEL, AdapterProcess, serve_docling
+from tests.integration.ls_triton_adapter.adapter_helpers import MODEL
 from tests.support import tritonserver
 from tests.support.pdf import make_pdf
 
@@ -42,29 +42,6 @@ LABEL_CONFIG = (
     '<TextArea name="extracted_text" toName="text" editable="true" perRegion="false"/></View>'
 )
 CF_ID, CF_SECRET = "0123abcd.access", "cf-secret-value-never-logged"
-
-
-@pytest.fixture(name="triton", scope="module")
-def fixture_triton(tmp_path_factory):
-    server = serve_docling(tmp_path_factory.mktemp("triton"), instance_count=2)
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(name="start_adapter")
-def fixture_start_adapter(tmp_path):
-    started = []
-
-    def start(triton_url: str, **settings: str) -> AdapterProcess:
-        adapter = AdapterProcess(tmp_path, triton_url, **settings)
-        started.append(adapter)
-        return adapter
-
-    yield start
-    for adapter in started:
-        adapter.stop()
 
 
 def ls_body(*pdfs: str, project: str = "1.1764800000") -> dict:
