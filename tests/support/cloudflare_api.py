@@ -143,6 +143,10 @@ def check_body(op, body) -> None:
     """ApiError 400 listing every schema violation of ``body`` (first one in the message)."""
     if op.body_schema is None:
         return
+    ttl = body.get("ttl") if isinstance(body, dict) and op.spec == "cloudflare-dns-records.json" else 1
+    if isinstance(ttl, (int, float)) and not isinstance(ttl, bool) and ttl != 1 and not 60 <= ttl <= 86400:
+        # Cloudflare answers a TTL out of range with its DNS code, not a schema error (summary.error_codes 9021)
+        raise ApiError(400, 9021, "Invalid TTL. Must be between 60 and 86400 seconds, or 1 for automatic.", "/ttl")
     errors = cloudflare_schema.body_errors(op, body)
     if errors:
         raise ApiError(

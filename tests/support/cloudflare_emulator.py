@@ -30,6 +30,7 @@ import http.client
 import http.server
 import json
 import os
+import re
 import secrets
 import signal
 import ssl
@@ -48,8 +49,9 @@ from tests.support.cloudflare_tls import TestCA
 
 API_HOST = "api.cloudflare.com"
 API_PREFIX = "/client/v4"
-# community.general.cloudflare_dns does not retry a 429: DNS record and zone paths are exempt from rate limiting.
-_RATE_LIMIT_EXEMPT = ("/zones",)
+# community.general.cloudflare_dns does not retry a 429: the zone lookup and DNS record paths are exempt from rate
+# limiting unless rate_limit_dns=True.
+_RATE_LIMIT_EXEMPT = re.compile(r"^/zones(/[^/]+/dns_records(/.*)?)?$")
 
 
 class _Server(http.server.ThreadingHTTPServer):
@@ -201,7 +203,9 @@ class CloudflareEmulator:
     # --- lifecycle --------------------------------------------------------------------------------------------
     def start(self) -> CloudflareEmulator:
         self._server = _Server((self._bind, self._port), _Handler, self)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="cloudflare-emulator", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="cloudflare-emulator", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -241,7 +245,9 @@ class CloudflareEmulator:
 
     def access_allows(self, hostname: str, headers) -> bool:
         with self._lock:
-            return self._store.access_allows(hostname, headers)
+            allowed = self._store.access_allows(hostname, headers)
+            self._store.save(self.state_file)  # last_seen_at of the token used
+            return allowed
 
     def add_api_token(self, permissions: list[str]) -> str:
         """A further API token holding only ``permissions`` (see cloudflare_api.ALL_PERMISSIONS), for 403 tests."""
@@ -279,7 +285,6 @@ class CloudflareEmulator:
                         record["body"] = json.loads(raw_body)
                     except ValueError as exc:
                         raise ApiError(400, 6007, f"Malformed JSON in request body: {exc}") from None
-                self._counter += 1
                 if self._rate_limited(path):
                     record["status"] = 429
                     return (
@@ -298,8 +303,9 @@ class CloudflareEmulator:
     def _rate_limited(self, path: str) -> bool:
         if not self.rate_limit_every:
             return False
-        if not self.rate_limit_dns and path.startswith(_RATE_LIMIT_EXEMPT):
+        if not self.rate_limit_dns and _RATE_LIMIT_EXEMPT.match(path):
             return False
+        self._counter += 1  # counts the requests that may be limited: every Nth of them gets the 429
         return self._counter % self.rate_limit_every == 0
 
 
@@ -403,7 +409,9 @@ class AccessEdgeProxy:
         server.edge = server_edge = self  # type: ignore[attr-defined]
         assert server_edge is self
         self._server = server
-        threading.Thread(target=server.serve_forever, name="access-edge-emulator", daemon=True).start()
+        threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="access-edge-emulator", daemon=True
+        ).start()
         return self
 
     def stop(self) -> None:
