@@ -85,6 +85,8 @@ attributes:
       - The diff shows the tunnel's name and C(config_src) and, for a remotely managed tunnel, its C(ingress) and
         C(originRequest); never the token or the secret.
   idempotent:
+    description:
+      - A second run with the same arguments changes nothing.
     support: full
 notes:
   - Set C(no_log) to C(true) on every task that uses this module, because RV(tunnel_token) is in the result.

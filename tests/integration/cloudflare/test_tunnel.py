@@ -49,7 +49,7 @@ def test_create_then_unchanged_and_the_token_is_this_tunnels(emulator, cf_play):
     assert first["tunnel_id"] == created["id"]
     assert first["cname_target"] == f"{created['id']}.cfargotunnel.com"
     assert first["diff"] == {"before": {}, "after": {"name": "calypso", "config_src": "local"}}
-    assert [m for m, _ in writes(emulator, 0)] == ["POST"]
+    assert [write[0] for write in writes(emulator, 0)] == ["POST"]
 
     credentials = parse_tunnel_credentials(first["tunnel_token"])
     assert credentials["form"] == "tunnel_token"
@@ -154,7 +154,7 @@ def test_nothing_secret_in_verbose_output_with_no_log(emulator, cf_play):
     run that succeeds and one that fails."""
     created = ok(cf_play([tunnel(emulator)])[0])
     secret = parse_tunnel_credentials(created["tunnel_token"])["credentials"]["TunnelSecret"]
-    _, args = tunnel(emulator)
+    args = tunnel(emulator)[1]
     tasks = [
         {"name": "present", "oceanid.fleet.cloudflare_tunnel": args, "no_log": True},
         {"name": "fails", "oceanid.fleet.cloudflare_tunnel": {**args, "account_id": "0" * 32}, "no_log": True},

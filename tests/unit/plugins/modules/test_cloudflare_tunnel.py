@@ -121,7 +121,7 @@ class FakeTunnels:
         return status, {"Content-Type": "application/json"}, json.dumps(doc).encode()
 
     def writes(self):
-        return [(m, p) for m, p, _ in self.requests if m != "GET"]
+        return [(method, path) for method, path, _body in self.requests if method != "GET"]
 
 
 @pytest.fixture
@@ -246,7 +246,7 @@ def test_create_returns_id_token_and_cname_then_nothing_changes(api, capsys):
 
 
 def test_the_secret_never_appears_outside_the_token(api, capsys):
-    _, result = run_module(capsys, name="calypso")
+    result = run_module(capsys, name="calypso")[1]
     secret = api.secrets[result["tunnel_id"]]
     without_token = dict(result, tunnel_token="")
     assert secret not in json.dumps(without_token)
