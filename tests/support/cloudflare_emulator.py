@@ -327,13 +327,13 @@ class _ForwardHandler(http.server.BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         headers = dict(self.headers.items())
         if not proxy.allows(headers):
+            proxy.refused += 1
             page = b"Forbidden. You don't have permission to view this. (Cloudflare Access emulator)\n"
             self.send_response(403)
             self.send_header("Content-Type", "text/html")
             self.send_header("Content-Length", str(len(page)))
             self.end_headers()
             self.wfile.write(page)
-            proxy.refused += 1
             return
         proxy.forwarded += 1
         origin = urllib.parse.urlsplit(proxy.origin_url)
