@@ -364,9 +364,10 @@ class Runner:
                 app = self.write("PUT", self.api.app_path(app["id"]), body) or dict(
                     app, **dict(body, policies=[dict(policy, precedence=1)])
                 )
-        policies = list(app.get("policies") or [])
-        if policies and policies[0].get("id") == policy["id"] and "include" not in policies[0]:
-            policies[0] = dict(policy, precedence=1)
+        if self.changed and not self.check:
+            app = self.client.request("GET", self.api.app_path(app["id"]))
+        # what the application links (re-read above after a change); in check mode, the prediction
+        policies = [dict(policy, precedence=1) if x.get("id") == policy["id"] else x for x in app.get("policies") or []]
         return app, policies
 
     def _present_zone(self, app, token_ids):
