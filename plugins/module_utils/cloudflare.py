@@ -420,6 +420,23 @@ def client_from_module(module, **kwargs):
     )
 
 
+def run_module(module, run, validate=None, label=""):
+    """The main() of a Cloudflare module after AnsibleModule: check the arguments with ``validate(params)`` (a list
+    of error texts), make the client, ``run(module, client)`` and exit with its result; a CloudflareError or a
+    ValueError fails the task with ``label`` before its text (and the HTTP status and error codes)."""
+    errors = validate(module.params) if validate else []
+    if errors:
+        module.fail_json(msg="; ".join(errors))
+    client = client_from_module(module)
+    try:
+        result = run(module, client)
+    except CloudflareError as exc:
+        module.fail_json(msg="%s%s" % (label, exc), status=exc.status, codes=exc.codes)
+    except ValueError as exc:
+        module.fail_json(msg="%s%s" % (label, exc))
+    module.exit_json(**result)
+
+
 # -- helpers shared by the modules -----------------------------------------------------------------
 
 _GO_DURATION_UNITS = {"ns": 1, "us": 1000, "\u00b5s": 1000, "\u03bcs": 1000, "ms": 10**6, "s": 10**9, "m": 60 * 10**9}

@@ -179,12 +179,11 @@ import tempfile
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.oceanid.fleet.plugins.module_utils.cloudflare import (
-    CloudflareError,
-    client_from_module,
     cloudflare_argument_spec,
     go_duration_ns,
     one_by_name,
     quote_segment,
+    run_module,
     same_duration,
     scope_prefix,
     scope_text,
@@ -402,17 +401,7 @@ def main():
         mutually_exclusive=[("account_id", "zone_id")],
         required_one_of=[("account_id", "zone_id")],
     )
-    errors = validate_params(module.params)
-    if errors:
-        module.fail_json(msg="; ".join(errors))
-    client = client_from_module(module)
-    try:
-        result = run(module, client)
-    except CloudflareError as exc:
-        module.fail_json(msg="service token %r: %s" % (module.params["name"], exc), status=exc.status, codes=exc.codes)
-    except ValueError as exc:
-        module.fail_json(msg=str(exc))
-    module.exit_json(**result)
+    run_module(module, run, validate_params, "service token %r: " % module.params["name"])
 
 
 if __name__ == "__main__":
