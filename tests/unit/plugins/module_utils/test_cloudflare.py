@@ -86,7 +86,7 @@ RATE_LIMITED = envelope(success=False, errors=[{"code": 10000, "message": "Rate 
 
 
 def test_api_token_is_sent_as_bearer_and_nothing_else():
-    client, transport, _ = make((200, {}, envelope({"id": "x"})))
+    client, transport, _slept = make((200, {}, envelope({"id": "x"})))
     assert client.request("GET", "/user/tokens/verify") == {"id": "x"}
     headers = transport.requests[0]["headers"]
     assert headers["Authorization"] == "Bearer tok-123"
@@ -95,7 +95,7 @@ def test_api_token_is_sent_as_bearer_and_nothing_else():
 
 
 def test_key_and_email_are_sent_as_x_auth_headers():
-    client, transport, _ = make((200, {}, envelope([])), api_token=None, api_key="k", api_email="ops@example.com")
+    client, transport, _slept = make((200, {}, envelope([])), api_token=None, api_key="k", api_email="ops@example.com")
     client.request("GET", "/accounts/a/access/service_tokens")
     headers = transport.requests[0]["headers"]
     assert headers["X-Auth-Key"] == "k" and headers["X-Auth-Email"] == "ops@example.com"
@@ -136,7 +136,7 @@ def test_the_client_refuses_incomplete_credentials_and_bad_urls():
 
 
 def test_body_query_and_trailing_slash():
-    client, transport, _ = make((201, {}, envelope({"id": "n"})), base_url="http://127.0.0.1:9/client/v4/")
+    client, transport, _slept = make((201, {}, envelope({"id": "n"})), base_url="http://127.0.0.1:9/client/v4/")
     client.request("POST", "/accounts/a/x", body={"name": "n"}, query={"exact": True, "skip": None, "page": 2})
     sent = transport.requests[0]
     assert sent["path"] == "/client/v4/accounts/a/x"
@@ -155,7 +155,7 @@ def test_error_quotes_method_path_status_and_every_code_and_message():
             {"code": 7000, "message": "No route for that URI", "source": {"pointer": "/account_id"}},
         ],
     )
-    client, _, _ = make((404, {"Content-Type": "application/json"}, body))
+    client, _transport, _slept = make((404, {"Content-Type": "application/json"}, body))
     with pytest.raises(CloudflareError) as caught:
         client.request("GET", "/accounts/nope/access/service_tokens")
     text = str(caught.value)
@@ -178,7 +178,7 @@ def test_error_chain_entries_are_quoted():
             }
         ],
     )
-    client, _, _ = make((400, {}, body))
+    client, _transport, _slept = make((400, {}, body))
     with pytest.raises(
         CloudflareError, match=r"1004 DNS Validation Error \[error_chain: 9005 Content for CNAME record is invalid\.\]"
     ):
@@ -186,7 +186,7 @@ def test_error_chain_entries_are_quoted():
 
 
 def test_success_false_with_status_200_is_an_error():
-    client, _, _ = make((200, {}, envelope(success=False, errors=[{"code": 1001, "message": "odd"}])))
+    client, _transport, _slept = make((200, {}, envelope(success=False, errors=[{"code": 1001, "message": "odd"}])))
     with pytest.raises(CloudflareError, match="HTTP 200; 1001 odd"):
         client.request("GET", "/x")
 
@@ -206,14 +206,14 @@ def test_success_false_with_status_200_is_an_error():
     ],
 )
 def test_answers_that_are_not_envelopes(status, headers, body, expected):
-    client, _, _ = make((status, headers, body))
+    client, _transport, _slept = make((status, headers, body))
     with pytest.raises(CloudflareError) as caught:
         client.request("POST", "/accounts/a/access/apps", body={"name": "x"})
     assert expected in str(caught.value)
 
 
 def test_long_non_json_bodies_are_shortened():
-    client, _, _ = make((500, {"Content-Type": "text/plain"}, b"x" * 5000))
+    client, _transport, _slept = make((500, {"Content-Type": "text/plain"}, b"x" * 5000))
     with pytest.raises(CloudflareError) as caught:
         client.request("POST", "/x")
     assert len(str(caught.value)) < 400
@@ -229,7 +229,7 @@ def test_long_non_json_bodies_are_shortened():
     ],
 )
 def test_connection_failures_name_the_api_and_the_reason(exc, expected):
-    client, _, slept = make(exc)
+    client, _transport, slept = make(exc)
     with pytest.raises(CloudflareError) as caught:
         client.request("GET", "/accounts/a/cfd_tunnel")
     text = str(caught.value)
@@ -257,14 +257,14 @@ def test_429_is_retried_after_the_seconds_retry_after_asks_for():
 
 def test_retry_after_as_an_http_date():
     when = email.utils.formatdate(time.time() + 5, usegmt=True)
-    client, _, slept = make((429, {"retry-after": when}, RATE_LIMITED), (200, {}, envelope([])))
+    client, _transport, slept = make((429, {"retry-after": when}, RATE_LIMITED), (200, {}, envelope([])))
     client.request("GET", "/x")
     assert len(slept) == 1 and 3.0 <= slept[0] <= 5.0
 
 
 def test_without_retry_after_the_backoff_doubles_and_is_capped():
     answers = [(429, {}, RATE_LIMITED)] * 5 + [(200, {}, envelope("ok"))]
-    client, _, slept = make(*answers, max_wait=5)
+    client, _transport, slept = make(*answers, max_wait=5)
     assert client.request("GET", "/x") == "ok"
     assert slept == [1.0, 2.0, 4.0, 5.0, 5.0]
 
@@ -321,7 +321,7 @@ def page(items, page_no, per_page, total_pages=None, total_count=None):
 
 
 def test_list_all_follows_total_pages():
-    client, transport, _ = make(
+    client, transport, _slept = make(
         page([1, 2], 1, 2, total_pages=3), page([3, 4], 2, 2, total_pages=3), page([5], 3, 2, total_pages=3)
     )
     assert client.list_all("/accounts/a/access/apps", per_page=2) == [1, 2, 3, 4, 5]
@@ -333,9 +333,9 @@ def test_list_all_follows_total_pages():
 
 
 def test_list_all_without_total_pages_uses_total_count_then_a_short_page():
-    client, transport, _ = make(page([1, 2], 1, 2, total_count=3), page([3], 2, 2, total_count=3))
+    client, transport, _slept = make(page([1, 2], 1, 2, total_count=3), page([3], 2, 2, total_count=3))
     assert client.list_all("/x", per_page=2) == [1, 2, 3]
-    client, transport, _ = make(page([1, 2], 1, 2), page([3], 2, 2))
+    client, transport, _slept = make(page([1, 2], 1, 2), page([3], 2, 2))
     assert client.list_all("/x", per_page=2, query={"name": "n"}) == [1, 2, 3]
     assert transport.requests[1]["query"] == {"name": "n", "page": "2", "per_page": "2"}
 
@@ -347,7 +347,7 @@ def test_list_all_stops_on_an_empty_page_and_retries_a_429_in_between():
 
 
 def test_list_all_refuses_a_result_that_is_not_a_list():
-    client, _, _ = make((200, {}, envelope({"id": 1})))
+    client, _transport, _slept = make((200, {}, envelope({"id": 1})))
     with pytest.raises(CloudflareError, match="expected a list result, got dict"):
         client.list_all("/x")
 
@@ -482,7 +482,7 @@ def test_urls_transport_reads_error_bodies_and_retry_after(monkeypatch):
         assert slept == [0.0]
         with pytest.raises(CloudflareError, match="HTTP 403; 10000 Authentication error"):
             client.request("DELETE", "/accounts/a/access/service_tokens/n")
-        methods = [(m, p) for m, p, _, _ in _Canned.seen]
+        methods = [(m, p) for m, p, _headers, _body in _Canned.seen]
         assert methods == [
             ("POST", "/client/v4/accounts/a/access/service_tokens"),
             ("POST", "/client/v4/accounts/a/access/service_tokens"),

@@ -84,7 +84,7 @@ class FakeTokens:
         return status, {"Content-Type": "application/json"}, json.dumps(doc).encode()
 
     def writes(self):
-        return [(m, p) for m, p, _ in self.requests if m != "GET"]
+        return [(m, p) for m, p, _body in self.requests if m != "GET"]
 
 
 @pytest.fixture
@@ -198,7 +198,7 @@ def test_a_changed_duration_is_updated_without_a_new_secret(api, capsys):
 
 def test_rotated_returns_a_new_secret_and_rewrites_the_file(api, capsys, tmp_path):
     secret_file = tmp_path / "adapter.json"
-    _, created = run_module(capsys, name="adapter", account_id=ACCOUNT)
+    _failed, created = run_module(capsys, name="adapter", account_id=ACCOUNT)
     failed, rotated = run_module(
         capsys,
         name="adapter",
