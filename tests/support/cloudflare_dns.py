@@ -39,7 +39,7 @@ def _zone(state) -> dict:
         "original_name_servers": None,
         "original_registrar": None,
         "original_dnshost": None,
-        "owner": {"id": None, "type": "user", "email": None},
+        "owner": {"id": state.account_id, "type": "organization", "name": "Oceanid (emulated)"},
         "account": {"id": state.account_id, "name": "Oceanid (emulated)"},
         "meta": {"phishing_detected": False, "page_rule_quota": 3},
         "permissions": ["#dns_records:edit", "#dns_records:read", "#zone:read"],

@@ -100,6 +100,11 @@ def _overlay(spec_name: str, components: dict) -> None:
     if spec_name == "cloudflare-tunnels.json":
         # The catch-all last rule has only "service" (summary.api_operations PUT /configurations): hostname is not
         # required by the API in practice; the emulator checks "only the last rule may lack a hostname" itself.
+        # deleted_at / conns_active_at / conns_inactive_at: typed string, but their own descriptions say "If `null`,
+        # ..." and summary.tunnel_object_fields gives "date-time|null".
+        for name in ("tunnel_deleted_at", "tunnel_conns_active_at", "tunnel_conns_inactive_at"):
+            if name in components:
+                components[name]["nullable"] = True
         rule = components.get("tunnel_ingressRule")
         if rule is not None:
             rule["required"] = ["service"]
@@ -194,6 +199,34 @@ def _message(error: jsonschema.ValidationError) -> str:
         inner = ".".join(str(p) for p in best.absolute_path) or where
         return f"{inner}: {best.message}"
     return f"{where}: {error.message}"
+
+
+def response_errors(method: str, path: str, status: int, document) -> list[str]:
+    """Where an emulator response disagrees with the operation's response schema for ``status`` (for tests)."""
+    op, _params, _known = match(method, path)
+    if op is None:
+        return [f"no operation {method} {path}"]
+    if status >= 400:
+        # failures: the 2026 common envelope (some 2024 4XX schemas are allOf(success single, failure), which no
+        # document can satisfy: success would have to be true and false)
+        envelope = load_specs()[op.spec]["common_envelope_schemas_2026"]["schemas"]
+        validator = jsonschema.Draft4Validator(to_json_schema(envelope, "api-response-common-failure"))
+        return [f"{method} {op.template} {status}: {e.message[-200:]}" for e in validator.iter_errors(document)]
+    subset = load_specs()[op.spec]["openapi_subset_2024_08"]
+    responses = subset["paths"][op.template][method.lower()]["responses"]
+    response = (
+        responses.get(str(status)) or responses.get(f"{str(status)[0]}XX") or responses.get(f"{str(status)[0]}xx")
+    )
+    if response is None:
+        return [f"{method} {op.template}: status {status} is not among {sorted(responses)}"]
+    schema = response["content"]["application/json"]["schema"]
+    omitted = set((subset.get("_omitted_schemas") or {}).get("names", []))
+    raw = subset["components"]["schemas"]
+    full = dict(_translate(schema, raw, omitted), components=_documents()[op.spec]["components"])
+    return [
+        f"{method} {op.template} {status} at /{'/'.join(map(str, e.absolute_path))}: {e.message[-200:]}"
+        for e in jsonschema.Draft4Validator(full).iter_errors(document)
+    ]
 
 
 def to_json_schema(schemas: dict, name: str) -> dict:

@@ -15,7 +15,7 @@ import jsonschema
 import pytest
 
 from tests.support.cloudflare_emulator import CloudflareEmulator
-from tests.support.cloudflare_schema import load_specs, to_json_schema
+from tests.support.cloudflare_schema import load_specs, response_errors, to_json_schema
 
 
 @pytest.fixture
@@ -379,3 +379,75 @@ def test_a_policy_admitting_tokens_must_be_service_auth(emu):
     token = ok(emu, "POST", acct(emu, "/access/service_tokens"), {"name": "adapter"})
     body = {"name": "p", "decision": "allow", "include": [{"service_token": {"token_id": token["id"]}}]}
     refused(emu, "POST", acct(emu, "/access/policies"), body)
+
+
+# --- responses against the spec's response schemas ------------------------------------------------------------
+def test_every_response_follows_the_operation_response_schema(emu):
+    """One pass over every emulated operation; each answer validates against the subset's response schema for
+    its status (2xx and the failures' 4XX)."""
+    a, z = acct(emu), zone(emu)
+    seen = []
+
+    def go(method, path, body=None):
+        code, document, _ = call(emu, method, path, body)
+        seen.append((method, path.split("?")[0], code, document))
+        return document["result"]
+
+    token = go("POST", a + "/access/service_tokens", {"name": "a"})
+    for method, tail, body in (
+        ("GET", "", None),
+        ("GET", f"/{token['id']}", None),
+        ("PUT", f"/{token['id']}", {"name": "b"}),
+        ("POST", f"/{token['id']}/rotate", {}),
+        ("POST", f"/{token['id']}/refresh", None),
+    ):
+        go(method, a + "/access/service_tokens" + tail, body)
+    zone_token = go("POST", z + "/access/service_tokens", {"name": "z"})
+    go("GET", z + "/access/service_tokens")
+    go("GET", z + f"/access/service_tokens/{zone_token['id']}")
+    tunnel = go("POST", a + "/cfd_tunnel", {"name": "g", "config_src": "cloudflare"})
+    t = a + f"/cfd_tunnel/{tunnel['id']}"
+    go("GET", a + "/cfd_tunnel?is_deleted=false")
+    go("GET", t)
+    rules = [{"hostname": "gpu.oceanid.example", "service": "http://localhost:8000"}, {"service": "http_status:404"}]
+    go("PUT", t + "/configurations", {"config": {"ingress": rules}})
+    go("GET", t + "/configurations")
+    go("GET", t + "/token")
+    emu.connect_tunnel(tunnel["id"])
+    go("GET", t + "/connections")
+    go("DELETE", t)  # refused: live connections
+    go("DELETE", t + "/connections")
+    go("PATCH", t, {"name": "h"})
+    go("DELETE", t)
+    rule = [{"service_token": {"token_id": token["id"]}}]
+    policy = go("POST", a + "/access/policies", {"name": "p", "decision": "non_identity", "include": rule})
+    go("GET", a + "/access/policies")
+    go("PUT", a + f"/access/policies/{policy['id']}", {"name": "p", "decision": "non_identity", "include": rule})
+    app_body = {"type": "self_hosted", "name": "g", "domain": "gpu.oceanid.example", "policies": [policy["id"]]}
+    app = go("POST", a + "/access/apps", app_body)
+    go("GET", a + "/access/apps")
+    go("PUT", a + f"/access/apps/{app['id']}", dict(app_body, policies=[{"id": policy["id"], "precedence": 1}]))
+    go("GET", a + f"/access/apps/{app['id']}/policies")
+    zone_app = go("POST", z + "/access/apps", {"type": "self_hosted", "name": "h", "domain": "h.oceanid.example"})
+    zp = z + f"/access/apps/{zone_app['id']}/policies"
+    scoped = go("POST", zp, {"name": "q", "decision": "non_identity", "include": [{"any_valid_service_token": {}}]})
+    go("GET", zp + f"/{scoped['id']}")
+    go("PUT", zp + f"/{scoped['id']}", {"name": "q", "decision": "bypass", "include": [{"everyone": {}}]})
+    go("DELETE", zp + f"/{scoped['id']}")
+    go("DELETE", z + f"/access/apps/{zone_app['id']}")
+    go("DELETE", a + f"/access/apps/{app['id']}")
+    go("DELETE", a + f"/access/policies/{policy['id']}")
+    go("GET", "/zones?name=oceanid.example")
+    record = {"type": "CNAME", "name": "gpu", "content": "x.cfargotunnel.com", "ttl": 1, "proxied": True}
+    created = go("POST", z + "/dns_records", dict(record, comment=None, tags=[]))
+    r = z + f"/dns_records/{created['id']}"
+    go("POST", z + "/dns_records", record)  # refused: identical
+    go("GET", z + "/dns_records?name=gpu.oceanid.example&type=CNAME")
+    go("GET", r)
+    go("PUT", r, dict(record, content="y.cfargotunnel.com"))
+    go("PATCH", r, {"comment": "the GPU endpoint", "tags": ["owner:fleet"]})
+    go("DELETE", r)
+    go("DELETE", a + f"/access/service_tokens/{token['id']}")
+    problems = [p for method, path, code, document in seen for p in response_errors(method, path, code, document)]
+    assert problems == []
+    assert sorted({code for *_rest, code, _doc in seen}) == [200, 201, 202, 400]
