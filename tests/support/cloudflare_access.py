@@ -198,7 +198,7 @@ def _resolve_links(state, request, body: dict, app: dict | None) -> list[dict]:
         return list(app["_links"]) if app else []
     if not isinstance(items, list):
         raise validation_error("policies must be an array", "/policies")
-    kinds, links, created = set(), [], []
+    kinds, links = set(), []
     for index, item in enumerate(items):
         where = f"/policies/{index}"
         if isinstance(item, str):
@@ -211,7 +211,6 @@ def _resolve_links(state, request, body: dict, app: dict | None) -> list[dict]:
                 policy = existing
             else:
                 policy = _new_policy(state, item, None)
-                created.append(policy)
             policy_id, precedence, kind = policy["id"], item.get("precedence", index + 1), "inline"
         elif isinstance(item, dict) and "id" in item:
             policy_id, precedence, kind = item["id"], item.get("precedence", index + 1), "reusable"
@@ -219,19 +218,15 @@ def _resolve_links(state, request, body: dict, app: dict | None) -> list[dict]:
             raise validation_error("a policy is a UUID, a link {id, precedence} or a policy object", where)
         policy = state.data["access_policies"].get(policy_id)
         if policy is None or (kind == "reusable" and policy["_app_id"] not in (None, (app or {}).get("id"))):
-            for made in created:
-                del state.data["access_policies"][made["id"]]
             raise ApiError(404, ACCESS_CODE, f"policy {policy_id} not found", where)
         kinds.add("inline" if policy["_app_id"] is not None or kind == "inline" else "reusable")
         links.append({"id": policy_id, "precedence": precedence})
     if len(kinds) > 1:
-        for made in created:
-            del state.data["access_policies"][made["id"]]
         raise ApiError(400, ACCESS_CODE, "Reusable and inline policies are mutually exclusive.", "/policies")
     precedences = [link["precedence"] for link in links]
     if len(set(precedences)) != len(precedences):
         raise validation_error("precedence must be unique for each policy within an app", "/policies")
-    return created and links or links
+    return links
 
 
 def _check_app_body(state, request, body: dict, app: dict | None) -> None:
@@ -320,8 +315,14 @@ def create_app(state, request):
 
 
 def _inline_aware_links(state, request, body, app):
+    """_resolve_links, with the inline policies it made marked; on a refusal nothing it made is kept."""
     before = set(state.data["access_policies"])
-    links = _resolve_links(state, request, body, app)
+    try:
+        links = _resolve_links(state, request, body, app)
+    except ApiError:
+        for policy_id in set(state.data["access_policies"]) - before:
+            del state.data["access_policies"][policy_id]
+        raise
     for policy_id in set(state.data["access_policies"]) - before:
         state.data["access_policies"][policy_id]["_inline"] = True
     return links

@@ -177,7 +177,6 @@ class CloudflareEmulator:
         self._counter = 0
         self._lock = threading.RLock()
         self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
 
     # --- identity ---------------------------------------------------------------------------------------------
     account_id = property(lambda self: self._store.account_id)
@@ -202,18 +201,11 @@ class CloudflareEmulator:
 
     # --- lifecycle --------------------------------------------------------------------------------------------
     def start(self) -> CloudflareEmulator:
-        self._server = _Server((self._bind, self._port), _Handler, self)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="cloudflare-emulator", daemon=True
-        )
-        self._thread.start()
+        self._server = _serve(_Server((self._bind, self._port), _Handler, self), "cloudflare-emulator")
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        self._server = _shutdown(self._server)
 
     def __enter__(self) -> CloudflareEmulator:
         return self.start() if self._server is None else self
@@ -307,6 +299,17 @@ class CloudflareEmulator:
             return False
         self._counter += 1  # counts the requests that may be limited: every Nth of them gets the 429
         return self._counter % self.rate_limit_every == 0
+
+
+def _serve(server, name: str):
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=name, daemon=True).start()
+    return server
+
+
+def _shutdown(server) -> None:
+    if server is not None:
+        server.shutdown()
+        server.server_close()
 
 
 def _flat(query: dict) -> dict:
@@ -406,19 +409,12 @@ class AccessEdgeProxy:
     def start(self) -> AccessEdgeProxy:
         server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _ForwardHandler)
         server.daemon_threads = True
-        server.edge = server_edge = self  # type: ignore[attr-defined]
-        assert server_edge is self
-        self._server = server
-        threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="access-edge-emulator", daemon=True
-        ).start()
+        server.edge = self  # type: ignore[attr-defined]
+        self._server = _serve(server, "access-edge-emulator")
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        self._server = _shutdown(self._server)
 
     def __enter__(self) -> AccessEdgeProxy:
         return self.start() if self._server is None else self

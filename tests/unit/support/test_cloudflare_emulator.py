@@ -451,3 +451,14 @@ def test_every_response_follows_the_operation_response_schema(emu):
     problems = [p for method, path, code, document in seen for p in response_errors(method, path, code, document)]
     assert problems == []
     assert sorted({code for *_rest, code, _doc in seen}) == [200, 201, 202, 400]
+
+
+def test_a_refused_app_keeps_no_inline_policy(emu):
+    inline = {"name": "x", "decision": "non_identity", "include": [{"any_valid_service_token": {}}], "precedence": 1}
+    body = {"type": "self_hosted", "name": "g", "domain": "gpu.oceanid.example", "policies": [inline, dict(inline)]}
+    refused(emu, "POST", acct(emu, "/access/apps"), body)  # two policies with precedence 1
+    assert emu.state()["access_policies"] == [] and emu.state()["access_apps"] == []
+    app = ok(emu, "POST", acct(emu, "/access/apps"), dict(body, policies=[inline]), 201)
+    [policy] = emu.state()["access_policies"]
+    assert "reusable" not in policy and app["policies"][0]["id"] == policy["id"]
+    assert ok(emu, "GET", acct(emu, "/access/policies")) == []  # an inline policy is not a reusable one
