@@ -215,7 +215,7 @@ def _resolve_links(state, request, body: dict, app: dict | None) -> list[dict]:
         elif isinstance(item, dict) and "id" in item:
             policy_id, precedence, kind = item["id"], item.get("precedence", index + 1), "reusable"
         else:
-            raise validation_error("a policy is a UUID, a link {id, precedence} or a policy object", where)
+            raise validation_error("a policy is a UUID, a link (id, precedence) or a policy object", where)
         policy = state.data["access_policies"].get(policy_id)
         if policy is None or (kind == "reusable" and policy["_app_id"] not in (None, (app or {}).get("id"))):
             raise ApiError(404, ACCESS_CODE, f"policy {policy_id} not found", where)

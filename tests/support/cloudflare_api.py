@@ -288,7 +288,7 @@ class CloudflareState:
         authorization = headers.get("Authorization")
         key, email = headers.get("X-Auth-Key"), headers.get("X-Auth-Email")
         if authorization is not None:
-            scheme, _, token = authorization.partition(" ")
+            scheme, _space, token = authorization.partition(" ")
             if scheme != "Bearer" or not token.strip() or " " in token.strip():
                 raise ApiError(
                     400, 6003, "Invalid request headers", chain=[(6111, "Invalid format for Authorization header")]

@@ -266,7 +266,7 @@ def _match(record: dict, name: str, value: str) -> bool | None:
         (".endswith", str.endswith),
     ):
         if name == "tag" + suffix:
-            tag_name, _, tag_value = value.lower().partition(":")
+            tag_name, _colon, tag_value = value.lower().partition(":")
             return any(
                 t.split(":", 1)[0].lower() == tag_name and test(t.partition(":")[2].lower(), tag_value)
                 for t in record["tags"]

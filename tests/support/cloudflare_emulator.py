@@ -74,7 +74,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     # --- CONNECT: the emulator stands in for api.cloudflare.com:443 behind HTTPS_PROXY -------------------------
     def do_CONNECT(self):
-        host, _, port = self.path.partition(":")
+        host, _colon, port = self.path.partition(":")
         if host.lower() != API_HOST or port not in ("443", ""):
             self._raw(502, b"the Cloudflare emulator only tunnels to api.cloudflare.com:443\n", close=True)
             return

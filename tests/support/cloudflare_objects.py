@@ -42,7 +42,7 @@ _ALNUM = string.ascii_letters + string.digits
 def new_client_secret() -> str:
     """2026 format: 'cfast_' + 40 alphanumerics + an 8-character checksum.
     choice: the checksum algorithm is not published; the emulator uses the first 8 hex digits of sha256(body)."""
-    body = "".join(secrets.choice(_ALNUM) for _ in range(40))
+    body = "".join(secrets.choice(_ALNUM) for _index in range(40))
     return "cfast_" + body + hashlib.sha256(body.encode()).hexdigest()[:8]
 
 
@@ -161,32 +161,32 @@ def get_token(state, request):
 def update_token(state, request):
     token = _token(state, request)
     body = request.body or {}
-    secret = None
-    if "name" in body:
-        if not isinstance(body["name"], str) or not body["name"].strip():
-            raise validation_error("name must be a non-empty string", "/name")
-        token["name"] = body["name"]
+    # every field is checked before anything changes: a refused update leaves the token as it was
+    if "name" in body and (not isinstance(body["name"], str) or not body["name"].strip()):
+        raise validation_error("name must be a non-empty string", "/name")
     if "duration" in body:
         _check_duration(body["duration"])
+    if "enabled" in body and not isinstance(body["enabled"], bool):
+        raise validation_error("enabled must be a boolean", "/enabled")
+    previous = _check_time(body, "previous_client_secret_expires_at")
+    version = body.get("client_secret_version", token["client_secret_version"])
+    if not isinstance(version, (int, float)) or isinstance(version, bool):
+        raise validation_error("client_secret_version must be a number", "/client_secret_version")
+    if version < token["client_secret_version"]:
+        # choice: a lower version is refused (the spec only describes increments)
+        raise validation_error("client_secret_version cannot decrease", "/client_secret_version")
+    secret = None
+    if "name" in body:
+        token["name"] = body["name"]
+    if "duration" in body:
         token["duration"] = body["duration"]
         token["expires_at"] = _expiry(body["duration"], now())  # docs: expiry resets relative to the update
     if "enabled" in body:
-        if not isinstance(body["enabled"], bool):
-            raise validation_error("enabled must be a boolean", "/enabled")
         token["enabled"] = body["enabled"]
-    previous = _check_time(body, "previous_client_secret_expires_at")
-    if "client_secret_version" in body:
-        version = body["client_secret_version"]
-        if not isinstance(version, (int, float)) or isinstance(version, bool):
-            raise validation_error("client_secret_version must be a number", "/client_secret_version")
-        if version < token["client_secret_version"]:
-            # choice: a lower version is refused (the spec only describes increments)
-            raise validation_error("client_secret_version cannot decrease", "/client_secret_version")
-        if version > token["client_secret_version"]:
-            token["client_secret_version"] = version
-            secret = _set_secret(token, previous)
-            previous = None
-    if previous is not None:
+    if version > token["client_secret_version"]:
+        token["client_secret_version"] = version
+        secret = _set_secret(token, previous)  # a version bump rotates (2026), with the given grace period
+    elif previous is not None:
         token["previous_client_secret_expires_at"] = stamp(previous)
         token["_previous_secret_expires_at"] = stamp(previous)
     token["updated_at"] = stamp()
@@ -349,6 +349,8 @@ def get_tunnel(state, request):
 def update_tunnel(state, request):
     tunnel = _tunnel(state, request, deleted_ok=False)
     body = request.body or {}
+    if "tunnel_secret" in body:
+        _check_secret(body["tunnel_secret"])  # checked first: a refused update changes nothing
     if "name" in body:
         if not isinstance(body["name"], str) or not body["name"].strip() or UUID_RE.match(body["name"]):
             raise validation_error("name must be a non-empty string that is not a UUID", "/name")
@@ -359,7 +361,6 @@ def update_tunnel(state, request):
             raise ApiError(409, 1013, "You already have a tunnel with this name.")
         tunnel["name"] = body["name"]
     if "tunnel_secret" in body:
-        _check_secret(body["tunnel_secret"])
         tunnel["_secret"] = body["tunnel_secret"]
     return 200, envelope_ok(tunnel_view(tunnel))
 

@@ -47,7 +47,7 @@ def test_create_then_unchanged_without_a_write(emulator, cf_play, target):
     assert first[0]["changed"] is True
     [record] = records(emulator)
     assert (record["type"], record["content"], record["proxied"], record["ttl"]) == ("CNAME", target, True, 1)
-    assert [m for m, _ in writes(emulator, 0)] == ["POST"]
+    assert [method for method, _path in writes(emulator, 0)] == ["POST"]
 
     mark = len(emulator.requests)
     second = cf_play([cname(emulator, target)])

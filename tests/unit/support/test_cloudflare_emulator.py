@@ -40,7 +40,7 @@ def call(emu, method, path, body=None, headers=None, raw: bytes | None = None, a
 
 
 def ok(emu, method, path, body=None, status=None):
-    code, document, _ = call(emu, method, path, body)
+    code, document, _headers = call(emu, method, path, body)
     assert document["success"] is True, (code, document)
     if status is not None:
         assert code == status, document
@@ -48,7 +48,7 @@ def ok(emu, method, path, body=None, status=None):
 
 
 def refused(emu, method, path, body=None, status=400, **kw):
-    code, document, _ = call(emu, method, path, body, **kw)
+    code, document, _headers = call(emu, method, path, body, **kw)
     assert (code, document["success"], document["result"]) == (status, False, None), (code, document)
     assert document["errors"] and all(e["code"] >= 1000 and e["message"] for e in document["errors"])
     return document["errors"]
@@ -71,11 +71,11 @@ def envelope_valid(document: dict, name: str) -> None:
 
 # --- envelope, auth, routing ----------------------------------------------------------------------------------
 def test_envelopes_follow_the_2026_common_schemas(emu):
-    code, document, _ = call(emu, "GET", acct(emu, "/access/service_tokens"))
+    code, document, _headers = call(emu, "GET", acct(emu, "/access/service_tokens"))
     assert code == 200
     envelope_valid(document, "api-response-collection")
     assert set(document["result_info"]) == {"page", "per_page", "count", "total_count", "total_pages"}
-    code, document, _ = call(emu, "POST", acct(emu, "/access/service_tokens"), {})
+    code, document, _headers = call(emu, "POST", acct(emu, "/access/service_tokens"), {})
     assert code == 400
     envelope_valid(document, "api-response-common-failure")
 
@@ -213,7 +213,7 @@ def test_dns_rules_and_codes(emu):
 
 
 def test_zones_lookup_by_name(emu):
-    code, document, _ = call(emu, "GET", "/zones?name=oceanid.example")
+    code, document, _headers = call(emu, "GET", "/zones?name=oceanid.example")
     assert code == 200 and [z["id"] for z in document["result"]] == [emu.zone_id]
     assert document["result_info"]["total_pages"] == 1
     assert ok(emu, "GET", "/zones?name=other.example") == []
@@ -226,7 +226,7 @@ def test_pagination(emu):
         ok(emu, "POST", acct(emu, "/access/service_tokens"), {"name": f"t{n}"})
     pages = []
     for page in (1, 2, 3, 4):
-        code, document, _ = call(emu, "GET", acct(emu, f"/access/service_tokens?per_page=2&page={page}"))
+        code, document, _headers = call(emu, "GET", acct(emu, f"/access/service_tokens?per_page=2&page={page}"))
         pages.append(([t["name"] for t in document["result"]], document["result_info"]))
     assert [p[0] for p in pages] == [["t0", "t1"], ["t2", "t3"], ["t4"], []]
     assert pages[0][1] == {"page": 1, "per_page": 2, "count": 2, "total_count": 5, "total_pages": 3}
@@ -268,13 +268,13 @@ def test_tunnel_secret_only_on_create_and_token_only_from_its_endpoint(emu):
 # --- 429 --------------------------------------------------------------------------------------------------------
 def test_every_nth_request_is_rate_limited_but_dns_is_exempt(emu):
     emu.rate_limit_every = 3
-    codes = [call(emu, "GET", acct(emu, "/cfd_tunnel"))[0] for _ in range(6)]
+    codes = [call(emu, "GET", acct(emu, "/cfd_tunnel"))[0] for _attempt in range(6)]
     assert codes == [200, 200, 429, 200, 200, 429]
     code, document, headers = call(emu, "GET", acct(emu, "/cfd_tunnel"))
     code, document, headers = call(emu, "GET", acct(emu, "/cfd_tunnel"))
     code, document, headers = call(emu, "GET", acct(emu, "/cfd_tunnel"))
     assert code == 429 and headers["Retry-After"] == "1" and document["success"] is False
-    assert [call(emu, "GET", zone(emu, "/dns_records"))[0] for _ in range(6)] == [200] * 6
+    assert [call(emu, "GET", zone(emu, "/dns_records"))[0] for _attempt in range(6)] == [200] * 6
     assert call(emu, "GET", "/zones?name=oceanid.example")[0] == 200
     assert [r["status"] for r in emu.requests].count(429) == 3
 
@@ -389,7 +389,7 @@ def test_every_response_follows_the_operation_response_schema(emu):
     seen = []
 
     def go(method, path, body=None):
-        code, document, _ = call(emu, method, path, body)
+        code, document, _headers = call(emu, method, path, body)
         seen.append((method, path.split("?")[0], code, document))
         return document["result"]
 
@@ -462,3 +462,11 @@ def test_a_refused_app_keeps_no_inline_policy(emu):
     [policy] = emu.state()["access_policies"]
     assert "reusable" not in policy and app["policies"][0]["id"] == policy["id"]
     assert ok(emu, "GET", acct(emu, "/access/policies")) == []  # an inline policy is not a reusable one
+
+
+def test_a_refused_update_changes_nothing(emu):
+    token = ok(emu, "POST", acct(emu, "/access/service_tokens"), {"name": "adapter"})
+    path = acct(emu, f"/access/service_tokens/{token['id']}")
+    refused(emu, "PUT", path, {"name": "renamed", "duration": "30d"})
+    refused(emu, "PUT", path, {"name": "renamed", "client_secret_version": 0})
+    assert ok(emu, "GET", path)["name"] == "adapter"

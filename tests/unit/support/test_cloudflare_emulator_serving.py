@@ -81,14 +81,18 @@ print(response.status, json.loads(response.read())["result"][0]["name"])
 """
     with CloudflareEmulator() as emu:
         env = dict(os.environ, **emu.proxy_env(tmp_path), CF_TEST_TOKEN=emu.api_token)
-        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+        out = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60, check=False
+        )
         assert out.returncode == 0, out.stderr
         assert out.stdout.split() == ["200", "oceanid.example"]
         assert emu.requests[-1]["path"] == "/zones"
         # without the test CA the same request fails certificate validation
         env.pop("SSL_CERT_FILE")
         env.pop("REQUESTS_CA_BUNDLE")
-        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+        out = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60, check=False
+        )
         assert out.returncode != 0 and "CERTIFICATE_VERIFY_FAILED" in out.stderr
 
 
@@ -115,7 +119,7 @@ def _serve(tmp_path, state_file):
 
 def _stop(process) -> str:
     process.send_signal(signal.SIGTERM)
-    output, _ = process.communicate(timeout=20)
+    output, _stderr = process.communicate(timeout=20)
     assert process.returncode == 0, output
     return output
 
