@@ -183,11 +183,10 @@ import uuid
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.oceanid.fleet.plugins.module_utils.cloudflare import (
-    CloudflareError,
-    client_from_module,
     cloudflare_argument_spec,
     one_by_name,
     quote_segment,
+    run_module,
 )
 from ansible_collections.oceanid.fleet.plugins.module_utils.cloudflared_credentials import (
     CredentialsError,
@@ -423,17 +422,7 @@ def main():
         origin_request={"type": "dict"},
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    errors = validate_params(module.params)
-    if errors:
-        module.fail_json(msg="; ".join(errors))
-    client = client_from_module(module)
-    try:
-        result = run(module, client)
-    except CloudflareError as exc:
-        module.fail_json(msg="tunnel %r: %s" % (module.params["name"], exc), status=exc.status, codes=exc.codes)
-    except ValueError as exc:
-        module.fail_json(msg=str(exc))
-    module.exit_json(**result)
+    run_module(module, run, validate=validate_params, label="tunnel %r: " % module.params["name"])
 
 
 if __name__ == "__main__":
