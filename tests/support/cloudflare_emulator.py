@@ -275,9 +275,9 @@ class CloudflareEmulator:
                 if raw_body:
                     try:
                         record["body"] = json.loads(raw_body)
-                    except ValueError as exc:
+                    except ValueError as exc:  # choice: code 6007 (the specs give none for unparsable JSON)
                         raise ApiError(400, 6007, f"Malformed JSON in request body: {exc}") from None
-                if self._rate_limited(path):
+                if self._rate_limited(path):  # choice: code 971 (the specs give 429 without a code)
                     record["status"] = 429
                     return (
                         429,

@@ -412,6 +412,7 @@ def put_configuration(state, request):
                 f"ingress rule #{index + 1} has no hostname: only the last rule may be a catch-all",
                 f"/config/ingress/{index}/hostname",
             )
+    # choice: a PUT on a config_src local tunnel is accepted too (the spec: "only meaningful" for cloudflare ones)
     configuration = tunnel["_configuration"]
     configuration.update(config=config, version=configuration["version"] + 1, source="cloudflare")
     return 200, envelope_ok(dict(configuration))
