@@ -191,6 +191,18 @@ def test_the_other_token_forms_give_the_same_files(tmp_path, clean_ansible_env, 
     assert "credentials_json" in again.stdout and SECRET not in flat(again)
 
 
+def test_credentials_of_another_tunnel_are_removed(tmp_path, clean_ansible_env):
+    binary = fake_binary(tmp_path, REAL_CLOUDFLARED)
+    (tmp_path / "etc").mkdir()
+    stale = tmp_path / "etc" / "0b0c6e6f-1a3c-4e8f-952d-c0f9152a7be3.json"
+    stale.write_text("{}", encoding="utf-8")
+    kept = tmp_path / "etc" / "notes.json"
+    kept.write_text("{}", encoding="utf-8")
+    result = configure(tmp_path, clean_ansible_env, extra_vars(tmp_path, binary))
+    assert result.returncode == 0, flat(result)[-3000:]
+    assert not stale.exists() and kept.exists() and (tmp_path / "etc" / f"{TUNNEL_ID}.json").exists()
+
+
 def test_rules_ending_with_a_catch_all_get_none_appended(tmp_path, clean_ansible_env):
     binary = fake_binary(tmp_path, REAL_CLOUDFLARED)
     rules = [GPU_RULE, {"hostname": "*", "service": "http_status:403"}]
