@@ -71,7 +71,7 @@ def adapter_pid(host) -> str:
 
 def adapter_health(host) -> dict:
     script = "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:9090/health', timeout=5).read().decode())"
-    for _ in range(30):
+    for _attempt in range(30):
         result = host.run("python3 -c %s", script)
         if result.rc == 0:
             return json.loads(result.stdout)

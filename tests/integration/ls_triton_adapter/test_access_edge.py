@@ -83,7 +83,7 @@ def fixture_edge(triton, tmp_path_factory):
 
 
 def test_the_service_token_passes_access_and_predict_answers(edge, start_adapter):
-    emulator, proxy, credentials, _ = edge
+    emulator, proxy, credentials, _workdir = edge
     assert emulator.access_allows(
         HOSTNAME,
         {
@@ -95,7 +95,7 @@ def test_the_service_token_passes_access_and_predict_answers(edge, start_adapter
     adapter = start_adapter(proxy.url, **credentials)
     health = adapter.call("GET", "/health")[1]["triton"]
     assert health["ready"] is True and health["model_ready"] is True
-    status, body, _ = adapter.call("POST", "/predict", {"pdf_base64": PDF64})
+    status, body = adapter.call("POST", "/predict", {"pdf_base64": PDF64})[:2]
     assert status == 200, body
     assert body["text"] == PAGES[0]
     assert adapter.call("POST", "/setup", {"project": "1.1"})[1] == {"model_version": f"{MODEL}:1"}
@@ -105,11 +105,11 @@ def test_the_service_token_passes_access_and_predict_answers(edge, start_adapter
 
 
 def test_without_the_token_access_refuses_and_the_adapter_says_so(edge, start_adapter):
-    _, proxy, _, _ = edge
+    proxy = edge[1]
     refused = proxy.refused
     adapter = start_adapter(proxy.url)
     assert adapter.call("GET", "/health")[1]["triton"]["ready"] is False  # /health stays 200 for Label Studio
-    status, body, _ = adapter.call("POST", "/predict", {"pdf_base64": PDF64})
+    status, body = adapter.call("POST", "/predict", {"pdf_base64": PDF64})[:2]
     assert status == 502, body
     assert "refused the inference with HTTP 403" in body["detail"], body
     assert "no service token is configured" in body["detail"], body
@@ -122,11 +122,11 @@ def test_a_rotated_away_secret_is_refused_and_the_new_one_admitted(edge, start_a
     assert new["CF_ACCESS_CLIENT_ID"] == old["CF_ACCESS_CLIENT_ID"]
     assert new["CF_ACCESS_CLIENT_SECRET"] != old["CF_ACCESS_CLIENT_SECRET"]
     stale = start_adapter(proxy.url, **old)
-    status, body, _ = stale.call("POST", "/predict", {"pdf_base64": PDF64})
+    status, body = stale.call("POST", "/predict", {"pdf_base64": PDF64})[:2]
     assert status == 502, body
     assert "refused the inference with HTTP 403" in body["detail"], body
     assert "service token (CF_ACCESS_CLIENT_ID/SECRET) was not admitted" in body["detail"], body
     assert old["CF_ACCESS_CLIENT_SECRET"] not in stale.log()
     fresh = start_adapter(proxy.url, **new)
-    status, body, _ = fresh.call("POST", "/predict", {"pdf_base64": PDF64})
+    status, body = fresh.call("POST", "/predict", {"pdf_base64": PDF64})[:2]
     assert status == 200 and body["text"] == PAGES[0], body
