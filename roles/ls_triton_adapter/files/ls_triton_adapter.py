@@ -300,12 +300,14 @@ class Triton:
         import gevent  # noqa: F401  (tritonclient.http needs it; fail at start, not at the first request)
         import numpy as np
         import tritonclient.http as httpclient
+        from geventhttpclient.response import HTTPConnectionClosed
         from tritonclient.utils import InferenceServerException
 
         self._np = np
         self._http = httpclient
         self._gevent = sys.modules["gevent"]
         self._error = InferenceServerException
+        self._closed = HTTPConnectionClosed
         self.config = config
         self.headers = config.triton_headers()
         self._local = threading.local()
@@ -341,7 +343,17 @@ class Triton:
             with self._gevent.Timeout(
                 budget, TritonTimeout(f"Triton at {where} did not answer {what} within {budget:g} s")
             ):
-                return func(self._client(kind))
+                try:
+                    return func(self._client(kind))
+                except self._closed:
+                    # A kept-alive connection that Triton (or a proxy: cloudflared, a load balancer) closed while it
+                    # was idle. geventhttpclient retries only idempotent methods, and an inference is a POST; it has
+                    # no side effect, so it is sent once more, on a new connection, within the same budget.
+                    self._drop(kind)
+                    return func(self._client(kind))
+        except self._closed as err:
+            self._drop(kind)
+            raise TritonUnavailable(f"Triton at {where} closed the connection during {what} twice: {err}") from None
         except TritonTimeout:
             self._drop(kind)  # its connection may still carry the late answer
             raise
