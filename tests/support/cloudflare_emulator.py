@@ -2,7 +2,8 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 """A Cloudflare API emulator for tests: an in-process threaded HTTP server that follows the contracts in
-tests/support/cloudflare_specs/ (copied from /work/shared/specs/cloudflare-*.json).
+tests/support/cloudflare_specs/ (copied from the project's shared specs, ../shared/specs/cloudflare-*.json
+beside the checkout).
 
 It is an emulator, not Cloudflare: one account, one zone (``oceanid.example``), the Access service token,
 Cloudflare Tunnel (cfd_tunnel), Access application/policy, zone and DNS record endpoints of the v4 API, with every

@@ -2,7 +2,8 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The Cloudflare emulator's routing and request validation, from the OpenAPI subsets in
-tests/support/cloudflare_specs/ (verbatim copies of /work/shared/specs/cloudflare-*.json, see the README there).
+tests/support/cloudflare_specs/ (verbatim copies of the shared specs ../shared/specs/cloudflare-*.json, see the
+README there).
 
 Every operation of the subsets becomes a route; request bodies are validated with jsonschema (draft 4, the closest
 to OpenAPI 3.0) against the operation's ``requestBody`` schema with ``$ref`` resolved inside the spec document.
