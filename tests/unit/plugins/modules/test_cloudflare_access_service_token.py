@@ -12,21 +12,18 @@ import json
 import os
 import stat
 import uuid
-from unittest import mock
 from urllib.parse import urlsplit
 
 import pytest
-from ansible.module_utils import _internal as module_utils_internal
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.oceanid.fleet.plugins.module_utils import cloudflare
 from ansible_collections.oceanid.fleet.plugins.modules import cloudflare_access_service_token as module
+from tests.support.cloudflare_unit import FakeCloudflareBase, run_cloudflare_module
 
 ACCOUNT = "0123456789abcdef0123456789abcdef"
-API_TOKEN = "api-token-not-a-secret-in-tests"
 
 
-class FakeTokens:
+class FakeTokens(FakeCloudflareBase):
     """Just enough of /access/service_tokens to drive the module: an in-memory list, every request recorded."""
 
     def __init__(self):
@@ -76,16 +73,6 @@ class FakeTokens:
             return self._ok(dict(token))
         raise AssertionError("unexpected request %s %s" % (method, path))
 
-    @staticmethod
-    def _ok(result, status=200, info=None):
-        doc = {"success": True, "errors": [], "messages": [], "result": result}
-        if info:
-            doc["result_info"] = info
-        return status, {"Content-Type": "application/json"}, json.dumps(doc).encode()
-
-    def writes(self):
-        return [(m, p) for m, p, _body in self.requests if m != "GET"]
-
 
 @pytest.fixture
 def api(monkeypatch):
@@ -96,21 +83,7 @@ def api(monkeypatch):
 
 def run_module(capsys, check_mode=False, diff=False, **args):
     """Run main() with these arguments; return (failed, result)."""
-    args = dict(args)
-    args.setdefault("api_token", API_TOKEN)
-    args["_ansible_check_mode"] = check_mode
-    args["_ansible_diff"] = diff
-    with (
-        patch_module_args(args),
-        mock.patch.object(module_utils_internal, "is_controller", False),
-        pytest.raises(SystemExit) as exit_info,
-    ):
-        module.main()
-    out = capsys.readouterr().out
-    assert API_TOKEN not in out
-    result = json.loads(out)
-    assert bool(result.get("failed")) == (exit_info.value.code != 0)
-    return bool(result.get("failed")), result
+    return run_cloudflare_module(module, capsys, check_mode=check_mode, diff=diff, **args)
 
 
 # -- arguments --------------------------------------------------------------------------------------

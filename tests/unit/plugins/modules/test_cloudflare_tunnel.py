@@ -12,23 +12,20 @@ import base64
 import json
 import os
 import uuid
-from unittest import mock
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from ansible.module_utils import _internal as module_utils_internal
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.oceanid.fleet.plugins.module_utils import cloudflare
 from ansible_collections.oceanid.fleet.plugins.module_utils.cloudflared_credentials import parse_tunnel_credentials
 from ansible_collections.oceanid.fleet.plugins.modules import cloudflare_tunnel as module
+from tests.support.cloudflare_unit import FakeCloudflareBase, run_cloudflare_module
 
 ACCOUNT = "0123456789abcdef0123456789abcdef"
-API_TOKEN = "api-token-not-a-secret-in-tests"
 INGRESS = [{"hostname": "gpu.oceanid.example", "service": "http://localhost:8000"}, {"service": "http_status:404"}]
 
 
-class FakeTunnels:
+class FakeTunnels(FakeCloudflareBase):
     """Just enough of /accounts/{id}/cfd_tunnel to drive the module; every request recorded."""
 
     def __init__(self):
@@ -108,21 +105,6 @@ class FakeTunnels:
         payload = {"a": ACCOUNT, "t": tunnel_id, "s": self.secrets.get(tunnel_id, base64.b64encode(b"x" * 32).decode())}
         return base64.b64encode(json.dumps(payload).encode()).decode()
 
-    @staticmethod
-    def _ok(result, info=None):
-        doc = {"success": True, "errors": [], "messages": [], "result": result}
-        if info:
-            doc["result_info"] = info
-        return 200, {"Content-Type": "application/json"}, json.dumps(doc).encode()
-
-    @staticmethod
-    def _error(status, code, message):
-        doc = {"success": False, "errors": [{"code": code, "message": message}], "messages": [], "result": None}
-        return status, {"Content-Type": "application/json"}, json.dumps(doc).encode()
-
-    def writes(self):
-        return [(method, path) for method, path, _body in self.requests if method != "GET"]
-
 
 @pytest.fixture
 def api(monkeypatch):
@@ -133,22 +115,8 @@ def api(monkeypatch):
 
 def run_module(capsys, check_mode=False, diff=False, **args):
     """Run main() with these arguments; return (failed, result)."""
-    args = dict(args)
-    args.setdefault("api_token", API_TOKEN)
     args.setdefault("account_id", ACCOUNT)
-    args["_ansible_check_mode"] = check_mode
-    args["_ansible_diff"] = diff
-    with (
-        patch_module_args(args),
-        mock.patch.object(module_utils_internal, "is_controller", False),
-        pytest.raises(SystemExit) as exit_info,
-    ):
-        module.main()
-    out = capsys.readouterr().out
-    assert API_TOKEN not in out
-    result = json.loads(out)
-    assert bool(result.get("failed")) == (exit_info.value.code != 0)
-    return bool(result.get("failed")), result
+    return run_cloudflare_module(module, capsys, check_mode=check_mode, diff=diff, **args)
 
 
 BASE = f"/accounts/{ACCOUNT}/cfd_tunnel"
