@@ -7,15 +7,11 @@ requests run against the Cloudflare emulator in tests/integration/cloudflare/tes
 
 from __future__ import annotations
 
-import json
-from unittest import mock
-
 import pytest
-from ansible.module_utils import _internal as module_utils_internal
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.oceanid.fleet.plugins.module_utils import cloudflare
 from ansible_collections.oceanid.fleet.plugins.modules import cloudflare_access_application as module
+from tests.support.cloudflare_unit import run_cloudflare_module
 
 ACCOUNT = "0123456789abcdef0123456789abcdef"
 TOKENS = [
@@ -27,17 +23,7 @@ TOKENS = [
 
 
 def run_module(capsys, **args):
-    args = dict(args)
-    args.setdefault("api_token", "api-token-value")
-    with (
-        patch_module_args(args),
-        mock.patch.object(module_utils_internal, "is_controller", False),
-        pytest.raises(SystemExit) as exit_info,
-    ):
-        module.main()
-    result = json.loads(capsys.readouterr().out)
-    assert bool(result.get("failed")) == (exit_info.value.code != 0)
-    return bool(result.get("failed")), result
+    return run_cloudflare_module(module, capsys, **args)
 
 
 @pytest.mark.parametrize(
