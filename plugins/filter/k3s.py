@@ -81,8 +81,14 @@ def k3s_node_patch(node, labels, taints):
         if f"{taint.get('key')}:{taint.get('effect')}" not in (was_taints | set(wanted_ids))
     ]
     new_taints = kept + wanted_taints
-    comparable = [{k: v for k, v in t.items() if k in ("key", "value", "effect")} for t in current_taints]
-    taints_changed = sorted(map(json.dumps, comparable)) != sorted(map(json.dumps, new_taints))
+
+    def _ids(items):
+        return sorted(
+            json.dumps({k: v for k, v in item.items() if k in ("key", "value", "effect")}, sort_keys=True)
+            for item in items
+        )
+
+    taints_changed = _ids(current_taints) != _ids(new_taints)
 
     managed = {MANAGED_LABELS: json.dumps(sorted(labels)), MANAGED_TAINTS: json.dumps(sorted(wanted_ids))}
     annotations_changed = any(annotations.get(key) != value for key, value in managed.items())
