@@ -466,8 +466,13 @@ def template_errors(
     default_runtime=False,
     systemd_cgroup=True,
     expect_cni=True,
+    containerd=None,
 ):
-    """Every problem of ``template`` in each case of ``cases()``, each message prefixed with its case."""
+    """Every problem of ``template`` in each case of ``cases()``, each message prefixed with its case.
+
+    With ``containerd`` (the path of a containerd binary) and version 2, each expansion that passed the checks is
+    also loaded with ``containerd config dump``.
+    """
     errors = []
     if MARKER not in template:
         errors.append("the template lacks the marker %r" % MARKER)
@@ -477,8 +482,12 @@ def template_errors(
         except TemplateError as exc:
             errors.append("%s: %s" % (label, exc))
             continue
-        for error in config_errors(rendered, version, runtime_name, binary_name, default_runtime, expect_cni):
-            errors.append("%s: %s" % (label, error))
+        found = config_errors(rendered, version, runtime_name, binary_name, default_runtime, expect_cni)
+        errors.extend("%s: %s" % (label, error) for error in found)
+        if containerd and version == 2 and not found:
+            code, output = containerd_dump(rendered, containerd)
+            if code != 0:
+                errors.append("%s: containerd config dump refused it: %s" % (label, output.strip()[-500:]))
     return errors
 
 
