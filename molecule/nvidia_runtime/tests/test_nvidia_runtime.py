@@ -56,7 +56,7 @@ def converge_with(request, tmp_path: Path, extra: dict, succeed: bool = True) ->
         "@" + str(tmp_path / "extra.json"),
     ]
     result = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=600, env=os.environ.copy())
-    output = result.stdout + result.stderr
+    output = re.sub(r"\x1b\[[0-9;]*m", "", result.stdout + result.stderr)  # molecule forces colour
     assert (result.returncode == 0) == succeed, output[-3000:]
     return " ".join(output.split())
 
