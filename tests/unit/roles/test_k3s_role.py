@@ -52,6 +52,7 @@ def preflight(tmp_path: Path, env: dict, both: bool = False, **extra) -> tuple[i
          "--extra-vars", "@" + str(tmp_path / "extra.json")],
         env=env, capture_output=True, text=True, check=False, timeout=300,
     )  # fmt: skip
+    (tmp_path / "out.json").write_text(result.stdout, encoding="utf-8")
     return result.returncode, " ".join((result.stdout + result.stderr).split())
 
 
@@ -153,47 +154,29 @@ def test_bad_settings_fail(tmp_path, env, extra, message):
 
 @pytest.mark.parametrize(("command", "unit"), [("server", "k3s"), ("agent", "k3s-agent")])
 @pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="systemd-analyze is not installed")
-def test_the_unit_is_install_sh_s_and_verifies(tmp_path, env, command, unit):
+def test_the_unit_is_install_sh_s_and_verifies(tmp_path, command, unit):
     binary = tmp_path / "bin" / "k3s"
     binary.parent.mkdir()
     binary.write_text("#!/bin/sh\nexit 0\n", encoding="utf-8")
     binary.chmod(0o755)
-    play = tmp_path / "render.yml"
-    play.write_text(
-        f"""
-- hosts: localhost
-  gather_facts: false
-  vars:
-    __k3s_unit: {unit}
-    __k3s_command: {command}
-    _k3s_binary: {binary}
-    _k3s_config_path: /etc/rancher/k3s/config.yaml
-    _k3s_systemd_dir: /etc/systemd/system
-  tasks:
-    - ansible.builtin.template:
-        src: {ROLE}/templates/k3s.service.j2
-        dest: {tmp_path}/{unit}.service
-        mode: "0644"
-""",
-        encoding="utf-8",
-    )
-    result = subprocess.run(
-        [
-            ANSIBLE_PLAYBOOK,
-            "-i",
-            "localhost,",
-            "-c",
-            "local",
-            "-e",
-            f"ansible_python_interpreter={sys.executable}",
-            str(play),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout[-2000:]
+    from tests.support.ansible_env import run_local_play
+
+    task = {
+        "ansible.builtin.template": {
+            "src": f"{ROLE}/templates/k3s.service.j2",
+            "dest": f"{tmp_path}/{unit}.service",
+            "mode": "0644",
+        },
+        "vars": {
+            "__k3s_unit": unit,
+            "__k3s_command": command,
+            "_k3s_binary": str(binary),
+            "_k3s_config_path": "/etc/rancher/k3s/config.yaml",
+            "_k3s_systemd_dir": "/etc/systemd/system",
+        },
+    }
+    result = run_local_play(tmp_path, "render the unit", [task], json_output=False)
+    assert result.rc == 0, result.stdout[-2000:]
     text = (tmp_path / f"{unit}.service").read_text(encoding="utf-8")
     lines = [line for line in text.splitlines() if "=" in line and not line.startswith("#")]
     assert f"ExecStart={binary} {command}" in lines
@@ -213,3 +196,22 @@ def test_the_unit_is_install_sh_s_and_verifies(tmp_path, env, command, unit):
         check=False,
     )
     assert verify.returncode == 0, verify.stderr
+
+
+def test_the_ha_layout_first_server_inits_the_others_join(tmp_path, env):
+    """The composed config.yaml per host (the set_fact of preflight, read from the JSON callback)."""
+    env = {**env, "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json"}
+    labels = {"oceanid.cluster/gpu": "true"}
+    rc, _ = preflight(tmp_path, env, k3s_node_labels=labels, k3s_node_taints=["gpu=true:NoSchedule"])
+    assert rc == 0
+    report = json.loads((tmp_path / "out.json").read_text(encoding="utf-8"))
+    (task,) = [t for p in report["plays"] for t in p["tasks"] if t["task"]["name"].endswith("Compose config.yaml")]
+    config = {host: result["ansible_facts"]["__k3s_config"] for host, result in task["hosts"].items()}
+    common = {
+        "token-file": "/etc/rancher/k3s/cluster-token",
+        "node-label": ["oceanid.cluster/gpu=true"],
+        "node-taint": ["gpu=true:NoSchedule"],
+    }
+    assert config["k3s-s1"] == {**common, "cluster-init": True}
+    assert config["k3s-s2"] == {**common, "server": "https://k3s-s1:6443"}
+    assert config["k3s-a1"] == {**common, "server": "https://k3s-s1:6443"}
