@@ -59,7 +59,7 @@ def k3s_node_patch(node, labels, taints):
     """What to change on a Node so that it carries ``labels`` (dict) and ``taints`` (node-taint strings).
 
     Only labels and taints the role manages are touched: those it set before (listed in the Node's annotations
-    MANAGED_LABELS / MANAGED_TAINTS) and the ones asked now. Returns {differs, patch (a JSON merge patch: a label
+    MANAGED_LABELS / MANAGED_TAINTS) and the ones asked now. Returns {changed, patch (a JSON merge patch: a label
     set to null is removed; spec.taints is the whole new list), add, remove, taints}.
     """
     metadata = (node or {}).get("metadata") or {}
@@ -101,7 +101,7 @@ def k3s_node_patch(node, labels, taints):
     if taints_changed:
         patch["spec"] = {"taints": new_taints}
     return {
-        "differs": bool(add or remove or taints_changed or annotations_changed),
+        "changed": bool(add or remove or taints_changed or annotations_changed),
         "patch": patch,
         "add": add,
         "remove": remove,

@@ -41,7 +41,7 @@ def node(labels=None, annotations=None, taints=None):
 
 def test_a_new_node_gets_the_labels_taints_and_the_annotations():
     change = k3s.k3s_node_patch(node({"kubernetes.io/hostname": "n1"}), {"gpu": "true"}, ["gpu=yes:NoSchedule"])
-    assert change["differs"] and change["add"] == {"gpu": "true"} and change["remove"] == []
+    assert change["changed"] and change["add"] == {"gpu": "true"} and change["remove"] == []
     assert change["patch"] == {
         "metadata": {
             "labels": {"gpu": "true"},
@@ -58,7 +58,7 @@ def test_a_reconciled_node_needs_nothing():
         [{"key": "gpu", "value": "yes", "effect": "NoSchedule"}],
     )
     change = k3s.k3s_node_patch(current, {"gpu": "true"}, ["gpu=yes:NoSchedule"])
-    assert not change["differs"] and change["patch"] == {"metadata": {}}
+    assert not change["changed"] and change["patch"] == {"metadata": {}}
 
 
 def test_only_managed_labels_are_removed_and_others_stay():
@@ -94,7 +94,7 @@ def test_taints_others_set_are_kept_and_managed_ones_dropped():
 
 def test_a_broken_annotation_is_read_as_nothing_managed():
     change = k3s.k3s_node_patch(node({"x": "1"}, {LABELS: "{not json"}), {}, [])
-    assert change["remove"] == [] and change["differs"]  # the annotation is rewritten
+    assert change["remove"] == [] and change["changed"]  # the annotation is rewritten
 
 
 @pytest.mark.parametrize("taint", ["novalue", "a=b:Sometimes", 5])
