@@ -171,9 +171,9 @@ def test_a_second_converge_keeps_the_token_and_changes_nothing(request, tmp_path
 def test_a_wrong_checksum_is_refused_and_the_binary_kept(request, tmp_path, host, only_once, method):
     before = file_state(host, "/usr/local/bin/k3s")
     root = ephemeral() / "k3s-artifacts"
-    # A "new version" whose binary does not match its sha256sum line.
     (root / "bad/k3s").write_text((root / "good/k3s").read_text(encoding="utf-8") + "# tampered\n", encoding="utf-8")
-    extra = {"k3s_install_method": method, "k3s_artifact_dir": str(root / "bad")}
+    # Another version (its own cached checksum file on the nodes) whose binary does not match its sha256sum line.
+    extra = {"k3s_install_method": method, "k3s_artifact_dir": str(root / "bad"), "k3s_version": "v1.31.7+k3s1"}
     if method == "url":
         extra["k3s_release_url"] = "http://{{ k3s_placeholder_address }}:{{ k3s_placeholder_port }}/bad"
     output = converge_with(request, tmp_path, extra, succeed=False)
