@@ -20,9 +20,10 @@ export ANSIBLE_FORCE_COLOR ?= 0
 export PY_COLORS ?= 0
 
 # What the lab and the tests need from Debian: nspawn, debootstrap, iptables, ssh, FUSE; PostgreSQL and
-# psycopg2 for the labelfish_db tests (a throw-away server; the community.postgresql modules run on /usr/bin/python3).
+# psycopg2 for the labelfish_db tests (a throw-away server; the community.postgresql modules run on /usr/bin/python3);
+# containerd, whose `containerd config dump` (a real containerd parser) loads the nvidia_runtime role's template.
 APT_PACKAGES := systemd-container debootstrap iptables iproute2 openssh-client fuse3 git python3-venv \
-                postgresql python3-psycopg2
+                postgresql python3-psycopg2 containerd
 
 INVENTORY ?= inventories/lab
 SCENARIOS := $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml))))

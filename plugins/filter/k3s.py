@@ -40,7 +40,7 @@ def parse_taint(text):
     head, effect = text.rsplit(":", 1)
     if effect not in ("NoSchedule", "PreferNoSchedule", "NoExecute"):
         raise AnsibleFilterError(f"taint {text!r}: effect {effect!r} is not NoSchedule, PreferNoSchedule or NoExecute")
-    key, _, value = head.partition("=")
+    key, _sep, value = head.partition("=")
     taint = {"key": key, "effect": effect}
     if value:
         taint["value"] = value

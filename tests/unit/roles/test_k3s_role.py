@@ -202,7 +202,7 @@ def test_the_ha_layout_first_server_inits_the_others_join(tmp_path, env):
     """The composed config.yaml per host (the set_fact of preflight, read from the JSON callback)."""
     env = {**env, "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json"}
     labels = {"oceanid.cluster/gpu": "true"}
-    rc, _ = preflight(tmp_path, env, k3s_node_labels=labels, k3s_node_taints=["gpu=true:NoSchedule"])
+    rc, _output = preflight(tmp_path, env, k3s_node_labels=labels, k3s_node_taints=["gpu=true:NoSchedule"])
     assert rc == 0
     report = json.loads((tmp_path / "out.json").read_text(encoding="utf-8"))
     (task,) = [t for p in report["plays"] for t in p["tasks"] if t["task"]["name"].endswith("Compose config.yaml")]

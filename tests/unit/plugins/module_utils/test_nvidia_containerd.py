@@ -85,7 +85,7 @@ def test_a_cgroup_driver_mismatch_and_a_wrong_binary_are_reported():
     assert nc.config_errors(rendered, 3, binary_name="/usr/bin/nvidia-container-runtime") == [
         "runtime 'nvidia': options.BinaryName is '/opt/nvidia', expected '/usr/bin/nvidia-container-runtime'"
     ]
-    head, _, tail = rendered.rpartition("SystemdCgroup = true")  # the last one is the NVIDIA runtime's
+    head, _sep, tail = rendered.rpartition("SystemdCgroup = true")  # the last one is the NVIDIA runtime's
     broken = head + "SystemdCgroup = false" + tail
     assert any("SystemdCgroup" in e for e in nc.config_errors(broken, 3))
 
