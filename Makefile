@@ -28,7 +28,8 @@ APT_PACKAGES := systemd-container debootstrap iptables iproute2 openssh-client f
 INVENTORY ?= inventories/lab
 SCENARIOS := $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml))))
 
-.PHONY: help deps venv lab-up lab-down lab-status site lint sanity unit integration molecule test clean
+.PHONY: help deps venv lab-up lab-down lab-status site lint sanity unit integration molecule test clean \
+        test-lane-molecule test-lane-checks
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -81,10 +82,27 @@ integration: deps venv  ## pytest tests/integration: lab lifecycle, S3 on Seawee
 	pytest tests/integration
 
 molecule: deps venv  ## Every molecule scenario on lab hosts (prepare, converge, idempotence, check, verify)
-	@for s in $(SCENARIOS); do echo "== molecule test -s $$s"; molecule test -s "$$s"; done
+	@tools/molecule-scenarios $(SCENARIOS)
 
-test: deps venv lint sanity unit integration molecule  ## Every test; what CI runs
+# `make test` runs two lanes at once: the molecule scenarios keep about one of the two cores busy (the rest of their
+# time is lab hosts installing packages and services starting), so lint, sanity, unit and integration tests run
+# beside them. The scenarios' output goes to tests/output/molecule/<scenario>.log with one line each here (and the
+# log's tail when one fails). TEST_LANES=1 runs everything one after the other, all output here. Times: README.
+TEST_LANES ?= 2
+
+test: deps venv  ## Every test; what CI runs
+ifeq ($(TEST_LANES),1)
+	@$(MAKE) --no-print-directory lint sanity unit integration molecule
+else
+	@$(MAKE) --no-print-directory -j2 test-lane-molecule test-lane-checks
+endif
 	@echo "make test: all passed"
+
+test-lane-molecule:
+	@MOLECULE_LOG_DIR="$(CURDIR)/tests/output/molecule" tools/molecule-scenarios $(SCENARIOS)
+
+test-lane-checks:
+	@$(MAKE) --no-print-directory -j1 lint sanity unit integration
 
 clean: lab-down  ## Remove the lab hosts, .venv and caches (the base image stays in /var/cache/oceanid-lab)
 	rm -rf $(VENV) .cache tests/output

@@ -19,11 +19,16 @@ DEFAULT_INVENTORY = hosts.REPO_ROOT / "inventories" / "lab"
 
 
 class _Lock:
-    """One `up`/`down` at a time: molecule scenarios and the main job may share the lab."""
+    """One `up`/`down` at a time: molecule scenarios, integration tests and the main job may share the lab
+    (`make test` runs the molecule scenarios beside the integration tests).
+
+    The lock file sits beside the run directory, never inside it, and is never removed: a `down` that empties the
+    lab removes the run directory, and a lock file unlinked while another `up` waits on it would let a third
+    process lock a new file at the same time."""
 
     def __init__(self, settings: lab_settings.Settings):
-        settings.run_dir.mkdir(parents=True, exist_ok=True)
-        self.path = settings.run_dir / "lock"
+        settings.run_dir.parent.mkdir(parents=True, exist_ok=True)
+        self.path = settings.run_dir.parent / f"{settings.run_dir.name}.lock"
 
     def __enter__(self):
         self.handle = open(self.path, "w")
@@ -159,10 +164,9 @@ def cmd_down(settings, args) -> int:
             hosts.stop(settings, name)
             print(f"{name}: removed")
         _cleanup_if_empty(settings)
-        if not hosts.known(settings):
-            (settings.run_dir / "lock").unlink(missing_ok=True)
-    if not hosts.known(settings) and settings.run_dir.exists() and not any(settings.run_dir.iterdir()):
-        settings.run_dir.rmdir()
+        # Inside the lock: an `up` waiting on it may be about to create hosts in the run directory.
+        if not hosts.known(settings) and settings.run_dir.exists() and not any(settings.run_dir.iterdir()):
+            settings.run_dir.rmdir()
     return 0
 
 
