@@ -4,54 +4,16 @@
 """The converged k3s nodes of molecule/k3s (k3s-s1, k3s-s2 servers; k3s-a1 agent), checked with pytest-testinfra.
 
 k3s cannot be downloaded here: the nodes have the scenario's PLACEHOLDER binary, and k3s.service /
-k3s-agent.service are written and verified but never started. The tests show the files, modes, units, the join
-token (kept on the controller, the same after another converge), a wrong checksum refused (url and local), and
-refused inputs (an unknown key, a token change without k3s_token_rotate, a host in both groups) failing before
-anything is written. converge.yml is run again with other inputs through --extra-vars.
+k3s-agent.service are written and verified but never started. The tests show the files, modes, units and the join
+token kept on the controller, on every node. test_k3s_reruns.py runs converge.yml again with other inputs.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
-import pytest
 import yaml
+from k3s_nodes import CONFIG, SCENARIO, SERVERS, TOKEN, ephemeral, name
 
 testinfra_hosts = ["k3s-s1", "k3s-s2", "k3s-a1"]
-
-SCENARIO = Path(__file__).resolve().parents[1]
-CONFIG = "/etc/rancher/k3s/config.yaml"
-TOKEN = "/etc/rancher/k3s/cluster-token"
-SERVERS = ("k3s-s1", "k3s-s2")
-
-
-def name(host) -> str:
-    return host.backend.get_hostname()
-
-
-def ephemeral() -> Path:
-    return Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
-
-
-def converge_with(request, tmp_path: Path, extra: dict, inventories: tuple = (), succeed: bool = True) -> str:
-    inventory = request.config.getoption("ansible_inventory")
-    (tmp_path / "extra.json").write_text(json.dumps(extra), encoding="utf-8")
-    argv = [str(Path(sys.executable).with_name("ansible-playbook")), "--inventory", inventory]
-    for extra_inventory in inventories:
-        argv += ["--inventory", str(extra_inventory)]
-    argv += [str(SCENARIO / "converge.yml"), "--extra-vars", "@" + str(tmp_path / "extra.json")]
-    result = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=900, env=os.environ.copy())
-    output = result.stdout + result.stderr
-    assert (result.returncode == 0) == succeed, output[-4000:]
-    return " ".join(output.split())
-
-
-def file_state(host, path: str) -> tuple:
-    return host.file(path).sha256sum, host.run("stat -c %%.9Y %s", path).stdout.strip()
 
 
 # --- What the converge left ---------------------------------------------------------------------------------------
@@ -147,76 +109,3 @@ def test_an_agent_never_has_k3s_service(host):
 def test_the_airgap_tarball_is_in_agent_images_on_the_local_install(host):
     tarball = host.file("/var/lib/rancher/k3s/agent/images/k3s-airgap-images-amd64.tar")
     assert tarball.exists == (name(host) == "k3s-s2")
-
-
-# --- Runs of converge.yml with other inputs (once, on the first host's turn) ------------------------------------
-@pytest.fixture(name="only_once")
-def fixture_only_once(host):
-    if name(host) != "k3s-s1":
-        pytest.skip("runs the whole scenario once")
-
-
-def test_a_second_converge_keeps_the_token_and_changes_nothing(request, tmp_path, host, only_once):
-    kept = ephemeral() / "k3s-token"
-    before = kept.read_bytes(), kept.stat().st_mtime_ns, file_state(host, TOKEN)
-    output = converge_with(request, tmp_path, {})
-    for node in ("k3s-s1", "k3s-s2", "k3s-a1"):
-        assert " changed=0 " in output.split(f"{node} : ok=")[1][:40], output[-3000:]
-    assert "join token: kept on the controller in" in output
-    assert (kept.read_bytes(), kept.stat().st_mtime_ns, file_state(host, TOKEN)) == before
-    assert kept.read_text(encoding="utf-8").strip() not in output
-
-
-@pytest.mark.parametrize("method", ["url", "local"])
-def test_a_wrong_checksum_is_refused_and_the_binary_kept(request, tmp_path, host, only_once, method):
-    before = file_state(host, "/usr/local/bin/k3s")
-    root = ephemeral() / "k3s-artifacts"
-    (root / "bad/k3s").write_text((root / "good/k3s").read_text(encoding="utf-8") + "# tampered\n", encoding="utf-8")
-    # Another version (its own cached checksum file on the nodes) whose binary does not match its sha256sum line.
-    extra = {"k3s_install_method": method, "k3s_artifact_dir": str(root / "bad"), "k3s_version": "v1.31.7+k3s1"}
-    if method == "url":
-        extra["k3s_release_url"] = "http://{{ k3s_placeholder_address }}:{{ k3s_placeholder_port }}/bad"
-    output = converge_with(request, tmp_path, extra, succeed=False)
-    if method == "url":
-        assert "The checksum for /usr/local/bin/k3s did not match" in output or "did not match" in output
-    else:
-        assert "refused, nothing was copied" in output and "bad/k3s has sha256" in output
-    assert file_state(host, "/usr/local/bin/k3s") == before
-
-
-@pytest.mark.parametrize(
-    ("extra", "messages"),
-    [
-        (
-            {"k3s_server_config": {"tls-sans": ["a"]}},
-            [
-                "k3s-s1: config.yaml would not be read as meant by k3s server, nothing was changed",
-                "k3s_server_config: key tls-sans is not a flag of `k3s server` (closest known flag: tls-san)",
-            ],
-        ),
-        (
-            {"k3s_token": "another-token-0123456789"},
-            [
-                "k3s-s1: the join token would change: k3s_token differs from the token in use (kept in k3s_token_file=",
-                "set k3s_token_rotate=true",
-            ],
-        ),
-    ],
-    ids=["unknown-key", "token-change-without-rotate"],
-)
-def test_bad_input_fails_preflight_and_changes_nothing(request, tmp_path, host, only_once, extra, messages):
-    before = file_state(host, CONFIG), file_state(host, TOKEN), (ephemeral() / "k3s-token").read_bytes()
-    output = converge_with(request, tmp_path, extra, succeed=False)
-    for message in messages:
-        assert message in output
-    assert "Write config.yaml" not in output and "another-token-0123456789" not in output
-    assert (file_state(host, CONFIG), file_state(host, TOKEN), (ephemeral() / "k3s-token").read_bytes()) == before
-
-
-def test_a_host_in_both_groups_fails_preflight(request, tmp_path, host, only_once):
-    both = tmp_path / "both.yml"
-    both.write_text(yaml.safe_dump({"k3s_agents": {"hosts": {"k3s-s2": None}}}), encoding="utf-8")
-    before = file_state(host, CONFIG)
-    output = converge_with(request, tmp_path, {}, inventories=(both,), succeed=False)
-    assert "k3s-s2: is in both k3s_server_group (k3s_servers) and k3s_agent_group (k3s_agents)" in output
-    assert file_state(host, CONFIG) == before
