@@ -90,19 +90,25 @@ molecule: deps venv  ## Every molecule scenario on lab hosts (prepare, converge,
 # log's tail when one fails). TEST_LANES=1 runs everything one after the other, all output here. Times: README.
 TEST_LANES ?= 2
 
+# When the checks lane fails, the molecule lane stops before its next scenario (make would wait for the whole lane).
+LANE_FAILED := tests/output/.checks-lane-failed
+
 test: deps venv  ## Every test; what CI runs
 ifeq ($(TEST_LANES),1)
 	@$(MAKE) --no-print-directory lint sanity unit integration molecule
 else
+	@rm -f $(LANE_FAILED)
 	@$(MAKE) --no-print-directory -j2 test-lane-molecule test-lane-checks
 endif
 	@echo "make test: all passed"
 
 test-lane-molecule:
-	@MOLECULE_LOG_DIR="$(CURDIR)/tests/output/molecule" tools/molecule-scenarios $(SCENARIOS)
+	@MOLECULE_LOG_DIR="$(CURDIR)/tests/output/molecule" MOLECULE_STOP_FILE="$(CURDIR)/$(LANE_FAILED)" \
+	  tools/molecule-scenarios $(SCENARIOS)
 
 test-lane-checks:
-	@$(MAKE) --no-print-directory -j1 lint sanity unit integration
+	@$(MAKE) --no-print-directory -j1 lint sanity unit integration \
+	  || { mkdir -p $(dir $(LANE_FAILED)) && touch $(LANE_FAILED); exit 1; }
 
 clean: lab-down  ## Remove the lab hosts, .venv and caches (the base image stays in /var/cache/oceanid-lab)
 	rm -rf $(VENV) .cache tests/output
