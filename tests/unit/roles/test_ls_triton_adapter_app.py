@@ -34,7 +34,9 @@ def jwt(claims: dict) -> str:
 
 
 PAT = jwt({"token_type": "refresh", "exp": 4102444800})
-ACCESS = jwt({"token_type": "access", "exp": int(time.time()) + 300})
+# Far in the future: an expiry taken from the clock when this module is imported ran out before the test ran once
+# the unit tests shared the machine with the molecule lane (collection to test took over 5 minutes).
+ACCESS = jwt({"token_type": "access", "exp": 4102444800})
 CONFIG = (
     '<View><Text name="text" value="$text"/><Labels name="label" toName="text"><Label value="Vessel"/></Labels>'
     '<TextArea name="extracted_text" toName="text" editable="true"/></View>'
