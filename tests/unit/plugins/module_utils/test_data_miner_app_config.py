@@ -10,7 +10,11 @@ import copy
 
 import pytest
 
-from ansible_collections.oceanid.fleet.plugins.module_utils.data_miner import DataMinerError, app_config, deep_merge
+from ansible_collections.oceanid.fleet.plugins.module_utils.data_miner_app_config import (
+    DataMinerError,
+    app_config,
+    deep_merge,
+)
 from tests.unit.data_miner.seed import seed_config
 
 CONTEXT = seed_config()

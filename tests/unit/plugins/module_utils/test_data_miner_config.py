@@ -8,12 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.oceanid.fleet.plugins.module_utils.data_miner import (
-    DataMinerError,
-    config_errors,
-    manifests,
-    parse_range,
-)
+from ansible_collections.oceanid.fleet.plugins.module_utils.data_miner import DataMinerError, manifests
+from ansible_collections.oceanid.fleet.plugins.module_utils.data_miner_config import config_errors, parse_range
 from tests.unit.data_miner.seed import SECRETS, seed_config, seed_nodes
 
 
