@@ -100,6 +100,8 @@ def _service_host(settings, service):
 
 
 def _workload(settings, kind, name, component, replicas, pod_spec, annotations=None):
+    """A Deployment or StatefulSet; a StatefulSet's governing Service has the workload's name (the headless Service
+    of PostgreSQL and of the StatefulSet workers, the ClusterIP or NodePort Service of the others)."""
     template_metadata = {"labels": _labels(settings, name, component)}
     if annotations:
         template_metadata["annotations"] = annotations
@@ -290,10 +292,6 @@ def _grafana(settings, service, node, items, dump):
         "containers": [container],
         "volumes": [{"name": "datasources", "configMap": {"name": GRAFANA_DATASOURCES}}],
     }
-    if service["kind"] == "StatefulSet":
-        items.append(
-            ("infrastructure/grafana-headless-service.yaml", _service(settings, name, "dashboard", None, True))
-        )
     items.append(
         (
             "infrastructure/grafana-%s.yaml" % _file_name(service["kind"]),
@@ -323,10 +321,6 @@ def _adminer(settings, service, node, items):
         env.append({"name": "ADMINER_DEFAULT_SERVER", "value": _service_host(settings, "postgres")})
     container = _container(name, service["image"], service["port"], env, _resources(settings, service["preset"]))
     pod = {"affinity": node_affinity([node]), "containers": [container]}
-    if service["kind"] == "StatefulSet":
-        items.append(
-            ("infrastructure/adminer-headless-service.yaml", _service(settings, name, "database-admin", None, True))
-        )
     items.append(
         (
             "infrastructure/adminer-%s.yaml" % _file_name(service["kind"]),
@@ -401,8 +395,9 @@ def _worker_manifests(settings, worker, nodes, config_digest):
         "containers": [container],
         "volumes": [
             {"name": "config", "configMap": {"name": CONFIGMAP, "items": [{"key": CONFIG_FILE, "path": CONFIG_FILE}]}},
-            # Directory, not DirectoryOrCreate: without the SeaweedFS FUSE mount the pod waits instead of writing
-            # to the node's own disk.
+            # Directory, not DirectoryOrCreate: the kubelet never creates the mount point, so a node without the
+            # SeaweedFS mount point fails the pod instead of giving it a fresh local directory. HostToContainer: a
+            # FUSE mount made (or remade) after the pod started is seen inside it.
             {"name": "shared", "hostPath": {"path": settings["seaweedfs_mount"], "type": "Directory"}},
         ],
     }

@@ -482,8 +482,11 @@ def config_errors(config, nodes):
         errors.extend(_worker_errors(name, spec, settings["presets"], nodes))
     errors.extend(_infrastructure_errors(section_of(config, "infrastructure"), settings["persistence"]))
     for service, preset in sorted((s, v.get("preset")) for s, v in settings["infrastructure"].items()):
-        if preset is not None and preset not in settings["presets"]:
-            errors.append("infrastructure.%s.preset: %r is not defined in resource_presets" % (service, preset))
+        if preset is not None and (not is_str(preset) or preset not in settings["presets"]):
+            errors.append(
+                "infrastructure.%s.preset: %r is not defined in resource_presets (defined: %s)"
+                % (service, preset, ", ".join(sorted(settings["presets"])) or "none")
+            )
     if settings["persistence"] not in PERSISTENCE:
         errors.append("persistence: %r is not one of %s" % (settings["persistence"], ", ".join(PERSISTENCE)))
     if not is_str(settings["storage_class"]):
@@ -509,7 +512,8 @@ def config_errors(config, nodes):
     for key in _APP:
         if apps.get(key) is not None and not is_mapping(apps[key]):
             errors.append("app_config.%s: expected a mapping, got %r" % (key, apps[key]))
-    if not errors:
+    # The references are checked even when something else is wrong: they resolve against the config as given.
+    if all(apps.get(key) is None or is_mapping(apps[key]) for key in _APP):
         try:
             app_config(apps.get("defaults"), apps.get("run_config"), apps.get("k3s_app_overrides"), config)
         except DataMinerError as exc:

@@ -352,3 +352,19 @@ def test_worker_command_args_and_env_are_passed_through():
     assert monitor["args"] == ["monitor"]
     assert {"name": "BATCH", "value": "8"} in monitor["env"]
     assert monitor["env"][-2:] == [{"name": "BATCH", "value": "8"}, {"name": "LOG_LEVEL", "value": "debug"}]
+
+
+def test_every_object_is_named_once_whatever_the_kinds():
+    config = seed_config()
+    for service in INFRASTRUCTURE:
+        config["infrastructure"][service]["kind"] = "StatefulSet"
+    config["workers"]["extract"]["kind"] = "StatefulSet"
+    for rendered in (RENDERED, manifests(config, NODES, SECRETS)):
+        names = [(item["manifest"]["kind"], item["manifest"]["metadata"]["name"]) for item in rendered]
+        assert len(names) == len(set(names))
+        paths = [item["path"] for item in rendered]
+        assert len(paths) == len(set(paths))
+    services = {item["manifest"]["metadata"]["name"] for item in rendered if item["manifest"]["kind"] == "Service"}
+    for item in rendered:
+        if item["manifest"]["kind"] == "StatefulSet":
+            assert item["manifest"]["spec"]["serviceName"] in services, item["path"]
