@@ -2,7 +2,8 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Filters of the data_miner role: the configuration's problems, the merged application config and the stack's
-Kubernetes manifests. The logic is in plugins/module_utils/data_miner.py. Each filter's documentation is in
+Kubernetes manifests. The logic is in plugins/module_utils/data_miner.py (manifests), data_miner_config.py (checks,
+scheduling) and data_miner_app_config.py (merge, references). Each filter's documentation is in
 plugins/filter/<filter name>.yml."""
 
 from __future__ import annotations
@@ -13,28 +14,21 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.oceanid.fleet.plugins.module_utils import data_miner
 
 
-class _Dumper(yaml.SafeDumper):
-    """SafeDumper that also writes Ansible's str/dict subclasses (templated values) as plain YAML."""
-
-
-_Dumper.add_multi_representer(str, yaml.representer.SafeRepresenter.represent_str)
-_Dumper.add_multi_representer(dict, yaml.representer.SafeRepresenter.represent_dict)
-_Dumper.add_multi_representer(list, yaml.representer.SafeRepresenter.represent_list)
-
-
 def _dump(value):
     """The text of a ConfigMap file: block YAML in the order given."""
-    return yaml.dump(value, Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True, width=120)
+    return yaml.safe_dump(value, sort_keys=False, default_flow_style=False, allow_unicode=True, width=120)
 
 
 def _plain(value):
-    """Ansible's lazy/tagged containers as plain dicts, lists and strings (what the engine expects)."""
+    """Ansible's lazy and tagged values (subclasses of dict, list, str, int, float) as the plain types the engine
+    and YAML's safe dumper expect."""
     if isinstance(value, dict):
         return {_plain(key): _plain(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
         return [_plain(item) for item in value]
-    if isinstance(value, str):
-        return str(value)
+    for plain in (str, bool, int, float):
+        if isinstance(value, plain):
+            return plain(value)
     return value
 
 
