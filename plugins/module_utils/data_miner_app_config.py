@@ -66,10 +66,15 @@ def _lookup(context, reference, holder):
         elif _mapping(value) and part in value:
             value = value[part]
         else:
-            known = ", ".join(sorted(str(k) for k in value)) if _mapping(value) else "none: it is not a mapping"
+            if _mapping(value):
+                known = "known keys: %s" % ", ".join(sorted(str(k) for k in value))
+            elif isinstance(value, list):
+                known = "it is a list of %d items, indexed from 0" % len(value)
+            else:
+                known = "it is a %s, not a mapping" % type(value).__name__
             where = ".".join(walked) or "the context"
             raise DataMinerError(
-                "%s: unknown reference ${%s} (%s has no %r; known keys: %s)" % (holder, reference, where, part, known)
+                "%s: unknown reference ${%s} (%s has no %r; %s)" % (holder, reference, where, part, known)
             )
         walked.append(part)
     return value

@@ -136,3 +136,13 @@ def test_a_layer_that_is_not_a_mapping_fails():
 
 def test_missing_layers_are_empty():
     assert app_config(None, None, None, None) == {}
+
+
+def test_a_list_item_is_referenced_by_its_index():
+    context = {"queries": ["glass door", "shower"]}
+    assert app_config({"first": "${queries.0}", "second": "q=${queries.1}"}, {}, {}, context) == {
+        "first": "glass door",
+        "second": "q=shower",
+    }
+    with pytest.raises(DataMinerError, match=r"unknown reference \$\{queries.2\}"):
+        app_config({"third": "${queries.2}"}, {}, {}, context)
