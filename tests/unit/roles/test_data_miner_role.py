@@ -270,11 +270,11 @@ def test_check_diff_of_the_apply_path_stops_at_the_api(rendered):
     )
     output = result.stdout + result.stderr
     assert files(tmp_path) == before
-    write_task = output.split("TASK [data_miner : Write the manifests]")[1].split("TASK [")[0]
+    write_task = output.split(": Write the manifests]")[1].split("TASK [")[0]
     assert "changed:" not in write_task and "---" not in write_task  # no diff: the rendered set is what was written
-    assert "TASK [data_miner : Apply the manifests, server-side]" in output
-    assert result.returncode != 0  # no API server
-    assert re.search(r"(?i)connection refused|max retries|failed to establish|kubernetes", output), output
+    assert ": Apply the manifests, server-side]" in output
+    assert result.returncode != 0, output  # no API server
+    assert re.search(r"Connection refused|Max retries exceeded", output), output
 
 
 def test_no_secret_reaches_the_verbose_output(tmp_path):
