@@ -219,6 +219,18 @@ def test_bad_input_fails_preflight_naming_the_field_and_the_host_and_keeps_the_r
     assert files(tmp_path) == before
 
 
+def test_a_manifest_the_schema_rejects_writes_nothing(rendered):
+    tmp_path, _first = rendered
+    before = files(tmp_path)
+    workers = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text(encoding="utf-8"))["data_miner_workers"]
+    workers["extract"]["liveness_probe"] = {"exec": {"command": ["true"]}, "periodSecondz": 10}
+    result = run(tmp_path, data_miner_workers=workers)
+    assert result.returncode != 0
+    assert "Refuse manifests that the Kubernetes schema rejects" in result.stdout
+    assert "workers/extract-deployment.yaml" in result.stdout and "periodSecondz" in result.stdout
+    assert files(tmp_path) == before
+
+
 def test_an_unknown_reference_fails_naming_it(tmp_path):
     result = run(tmp_path, data_miner_k3s_app_overrides={"output_dir": "${storage.nowhere}/out"})
     assert result.returncode != 0
