@@ -289,6 +289,47 @@ def test_check_diff_of_the_apply_path_stops_at_the_api(rendered):
     assert re.search(r"Connection refused|Max retries exceeded", output), output
 
 
+def test_the_image_is_imported_once_per_digest_on_the_worker_nodes(tmp_path):
+    """A fake k3s records its calls; the apply path is left out by tags (no API server here)."""
+    calls = tmp_path / "k3s-calls"
+    k3s = tmp_path / "k3s"
+    k3s.write_text(f'#!/bin/sh\necho "$(hostname) $*" >> {calls}\n', encoding="utf-8")
+    k3s.chmod(0o755)
+    tarball = tmp_path / "data-miner.tar"
+    tarball.write_bytes(b"image v1")
+    settings = {
+        "data_miner_render_only": False,
+        "data_miner_image_tarball": str(tarball),
+        "data_miner_k3s_binary": str(k3s),
+        "data_miner_image_dir": str(tmp_path / "nodes") + "/{{ inventory_hostname }}",
+    }
+    tags = ("--tags", "data_miner_preflight,data_miner_render,data_miner_image")
+
+    def imports() -> int:
+        return len(calls.read_text(encoding="utf-8").splitlines()) if calls.exists() else 0
+
+    first = run(tmp_path, *tags, **settings)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert imports() == 3  # pavanjci, manthana, arsenal; storage1 is not a worker node
+    assert "ctr -n k8s.io images import" in calls.read_text(encoding="utf-8")
+    for node in ("pavanjci", "manthana", "arsenal"):
+        state = tmp_path / "nodes" / node / "data-miner.tar.imported.sha256"
+        assert len(state.read_text(encoding="utf-8").strip()) == 64
+    second = run(tmp_path, *tags, **settings)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert imports() == 3 and changed(second) == 0, second.stdout
+    tarball.write_bytes(b"image v2")
+    third = run(tmp_path, *tags, **settings)
+    assert third.returncode == 0, third.stdout + third.stderr
+    assert imports() == 6
+
+
+def test_a_missing_tarball_fails_naming_it(tmp_path):
+    result = run(tmp_path, data_miner_render_only=False, data_miner_image_tarball=str(tmp_path / "nowhere.tar"))
+    assert result.returncode != 0
+    assert f"data_miner_image_tarball '{tmp_path / 'nowhere.tar'}' is not a file on the controller" in result.stdout
+
+
 def test_no_secret_reaches_the_verbose_output(tmp_path):
     result = run(tmp_path, "-vvv", "--diff")
     assert result.returncode == 0, result.stdout + result.stderr
