@@ -118,13 +118,23 @@ def files(tmp_path: Path) -> dict[str, str]:
 
 @pytest.fixture(name="rendered")
 def fixture_rendered(tmp_path):
+    """A fresh render for a test that changes it."""
     result = run(tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     return tmp_path, result
 
 
-def test_render_only_writes_the_seeds_layout(rendered):
-    tmp_path, _result = rendered
+@pytest.fixture(name="seed_render", scope="module")
+def fixture_seed_render(tmp_path_factory):
+    """One render shared by the tests that only read it."""
+    tmp_path = tmp_path_factory.mktemp("seed")
+    result = run(tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return tmp_path, result
+
+
+def test_render_only_writes_the_seeds_layout(seed_render):
+    tmp_path, _result = seed_render
     written = files(tmp_path)
     assert set(written) >= SEED_FILES, sorted(SEED_FILES - set(written))
     listed = (tmp_path / "manifests" / LIST_FILE).read_text(encoding="utf-8").splitlines()[1:]
@@ -138,8 +148,8 @@ def test_render_only_writes_the_seeds_layout(rendered):
     assert modes == {0o600}
 
 
-def test_storage_only_node_gets_no_worker_and_infrastructure_stays_on_the_master(rendered):
-    tmp_path, _result = rendered
+def test_storage_only_node_gets_no_worker_and_infrastructure_stays_on_the_master(seed_render):
+    tmp_path, _result = seed_render
     for name, text in files(tmp_path).items():
         manifest = yaml.safe_load(text)
         if manifest["kind"] not in ("Deployment", "StatefulSet"):
@@ -158,8 +168,8 @@ def test_storage_only_node_gets_no_worker_and_infrastructure_stays_on_the_master
     assert set(expression["values"]) == {"pavanjci", "manthana", "arsenal"}
 
 
-def test_passwords_are_generated_once_kept_private_and_never_postgres(rendered):
-    tmp_path, _result = rendered
+def test_passwords_are_generated_once_kept_private_and_never_postgres(seed_render):
+    tmp_path, _result = seed_render
     secrets_dir = tmp_path / ".data-miner"
     assert secrets_dir.stat().st_mode & 0o777 == 0o700
     assert (secrets_dir / ".gitignore").read_text(encoding="utf-8").splitlines()[-1] == "*"
