@@ -294,6 +294,10 @@ def test_check_diff_of_the_apply_path_stops_at_the_api(rendered):
     assert files(tmp_path) == before
     write_task = output.split(": Write the manifests]")[1].split("TASK [")[0]
     assert "changed:" not in write_task and "---" not in write_task  # no diff: the rendered set is what was written
+    # Before the API: Loki's hostPath directory (owner 10001, the uid Loki runs as) on the node its StatefulSet is
+    # pinned to, both read from the rendered StatefulSet (check mode: reported, not made).
+    loki_task = output.split(": Create Loki's hostPath directory owned by the uid Loki runs as]")[1].split("TASK [")[0]
+    assert "changed: [pavanjci] => (item=pavanjci:/data/data_miner_loki)" in loki_task, loki_task
     assert ": Apply the manifests, server-side]" in output
     assert result.returncode != 0, output  # no API server
     assert re.search(r"Connection refused|Max retries exceeded", output), output
