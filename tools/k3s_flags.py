@@ -4,7 +4,8 @@
 """Generate plugins/module_utils/k3s_flags.py (the k3s flags config.yaml accepts) from the k3s facts file.
 
     .venv/bin/python tools/k3s_flags.py [SPEC_JSON] [OUTPUT]
-    (defaults: /work/shared/specs/k3s.json, plugins/module_utils/k3s_flags.py of this checkout)
+    (defaults: tests/support/k3s_specs/k3s-flags.json, the copied part of the k3s facts file, and
+    plugins/module_utils/k3s_flags.py of this checkout; the whole facts file works as SPEC_JSON too)
 
 The facts file (k3s.json, ``flags``) was read from k3s-io/k3s at the commit it names; only what the role's checker
 needs is copied: per command (server, agent) each flag's type, whether it repeats, its aliases, hidden/deprecated,
@@ -22,7 +23,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_SPEC = Path("/work/shared/specs/k3s.json")
+DEFAULT_SPEC = ROOT / "tests" / "support" / "k3s_specs" / "k3s-flags.json"
 DEFAULT_OUTPUT = ROOT / "plugins" / "module_utils" / "k3s_flags.py"
 
 CHOICES = {

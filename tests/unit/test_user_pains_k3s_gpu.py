@@ -1,9 +1,9 @@
 # Copyright: (c) 2026, Oceanid fleet maintainers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""One test per pain of /work/shared/user-pains.md's k3s and GPU sections (Idempotence and restarts, Upgrades and
-tokens, Air-gapped installs, GPU runtime on k3s/containerd), each named after the pain and showing, with the real
-role or playbook code run by ansible-playbook on this machine, that it cannot happen here.
+"""One test per pain of the k3s and GPU sections of the shared requirements' user-pains.md (Idempotence and
+restarts, Upgrades and tokens, Air-gapped installs, GPU runtime on k3s/containerd), each named after the pain and
+showing, with the real role or playbook code run by ansible-playbook on this machine, that it cannot happen here.
 
 Nothing here runs k3s, containerd's CRI, a Kubernetes API or NVIDIA software: the k3s binary is a placeholder
 script, the role steps that would write under /etc, /var/lib, /var/cache or /usr/local/lib run inside a private
