@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -162,14 +163,16 @@ def timer_silenced(host):
 
 
 # --- converge.yml again -------------------------------------------------------------------------------------------
-def converge_with(request, tmp_path: Path, extra: dict, succeed: bool = True) -> str:
-    """converge.yml with the scenario's inventory and `extra` as extra vars; its output, whitespace folded."""
+def converge_with(request, tmp_path: Path, extra: dict, succeed: bool = True, tags: str = "") -> str:
+    """converge.yml with the scenario's inventory, `extra` as extra vars (and --tags `tags`); its output, folded."""
     inventory = request.config.getoption("ansible_inventory")
     (tmp_path / "extra.json").write_text(json.dumps(extra), encoding="utf-8")
     argv = [str(Path(sys.executable).with_name("ansible-playbook")), "--inventory", inventory]
     argv += [str(SCENARIO / "converge.yml"), "--extra-vars", "@" + str(tmp_path / "extra.json")]
-    result = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=900, env=os.environ.copy())
-    output = result.stdout + result.stderr
+    argv += ["--tags", tags] if tags else []
+    env = {**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"}  # molecule forces colours on
+    result = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=900, env=env)
+    output = re.sub(r"\x1b\[[0-9;]*m", "", result.stdout + result.stderr)
     assert (result.returncode == 0) == succeed, output[-4000:]
     return " ".join(output.split())
 

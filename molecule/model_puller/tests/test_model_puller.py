@@ -182,7 +182,7 @@ def test_a_converge_whose_pass_fails_fails_with_the_status_files_reason(
     # A configuration whose newest version Triton cannot load: model key puller-broken, whose only version (9) is bad.
     publish(lab_vars, s3_address, write_version(versions / "broken", "not-a-number"), "puller-broken/9")
     bad = {"model_puller_models": [{"name": MODEL, "key": "puller-broken", "keep": 2}]}
-    output = converge_with(request, tmp_path, bad, succeed=False)
+    output = converge_with(request, tmp_path, bad, succeed=False, tags="model_puller")  # the puller's part only
     assert "pm-gpu: the model puller's pass failed" in output, output[-3000:]
     assert f"{MODEL}: serving version 4, last error version 9 failed to load" in output, output[-3000:]
     assert "could not convert string to float" in output, output[-3000:]
@@ -190,8 +190,9 @@ def test_a_converge_whose_pass_fails_fails_with_the_status_files_reason(
     assert versions_on_disk(host) == ["2", "4"]
 
     # Back to the scenario's configuration: converge succeeds, its pass runs (the configuration changed) and is clean.
-    restored = converge_with(request, tmp_path, {})
-    assert " failed=0 " in recap(restored, "pm-gpu"), restored[-3000:]
+    restored = converge_with(request, tmp_path, {}, tags="model_puller")
+    assert " changed=2 " in recap(restored, "pm-gpu"), restored[-3000:]  # the configuration, and the pass
+    assert "changed: [pm-gpu]" in restored.split("Run one pull pass now")[1].split("TASK [")[0]
     wait_idle(host)
     assert status(host)["ok"] is True and record(host)["serving_version"] == 4 and record(host)["last_error"] is None
     assert infer(triton, 3.0) == (12.0, "4")
