@@ -88,7 +88,7 @@ table:
   type: list
   elements: str
 failed_checks:
-  description: C(layer/check on host: detail) of each failed check.
+  description: "C(layer/check on host: detail) of each failed check."
   returned: always
   type: list
   elements: str
