@@ -27,9 +27,11 @@ options:
   access_key:
     description: Access key; with O(secret_key) unset too, the environment's (C(AWS_ACCESS_KEY_ID)).
     type: str
+    aliases: [aws_access_key_id]
   secret_key:
     description: Secret key that goes with O(access_key). Never logged.
     type: str
+    aliases: [aws_secret_access_key]
   validate_certs:
     description: Verify the server's TLS certificate with an C(https) endpoint.
     type: bool
@@ -58,6 +60,8 @@ options:
     description: Seconds for each request.
     type: float
     default: 30
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
@@ -66,6 +70,7 @@ attributes:
   diff_mode:
     support: none
   idempotent:
+    description: When run twice in a row, the second run reports no change either (it never reports one).
     support: full
 seealso:
   - module: oceanid.fleet.smoke_report

@@ -40,6 +40,8 @@ options:
     description: Characters of C(detail) shown per table line (the JSON keeps all); 0 for no limit.
     type: int
     default: 110
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
@@ -48,6 +50,7 @@ attributes:
   diff_mode:
     support: none
   idempotent:
+    description: Whether the module's second run with the same arguments changes nothing.
     support: none
     details:
       - Each run writes the report again, with the time it was made.

@@ -59,6 +59,8 @@ options:
     default: 60
 requirements:
   - tritonclient[http] (with numpy and geventhttpclient) on the host the module runs on
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
@@ -67,6 +69,7 @@ attributes:
   diff_mode:
     support: none
   idempotent:
+    description: The module never changes anything and always reports C(changed=false).
     support: full
 notes:
   - Runs where it is executed; the smoke playbook runs it on the controller (C(delegate_to) C(localhost)), whose
