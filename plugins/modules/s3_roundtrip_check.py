@@ -69,6 +69,8 @@ attributes:
       - The round trip runs in check mode too; it leaves nothing behind and C(changed) is always false.
   diff_mode:
     support: none
+  platform:
+    platforms: posix
   idempotent:
     description: When run twice in a row, the second run reports no change either (it never reports one).
     support: full

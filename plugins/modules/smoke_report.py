@@ -49,6 +49,8 @@ attributes:
       - The report is written in check mode too; it is the result of the checks, not a change to the fleet.
   diff_mode:
     support: none
+  platform:
+    platforms: posix
   idempotent:
     description: Whether the module's second run with the same arguments changes nothing.
     support: none

@@ -68,6 +68,8 @@ attributes:
       - The module only reads and sends inference requests, in check mode as in a normal run.
   diff_mode:
     support: none
+  platform:
+    platforms: posix
   idempotent:
     description: The module never changes anything and always reports C(changed=false).
     support: full
