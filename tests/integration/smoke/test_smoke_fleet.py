@@ -200,3 +200,11 @@ def test_a_missing_model_fails_the_smoke_with_its_reason(demo_fleet, tmp_path):
         f"1 smoke check(s) failed: serving/model {MISSING_MODEL} READY on calypso: not in the repository index" in text
     )
     assert "What serves where" in text  # the summary still comes before the failure
+
+
+def test_a_limit_without_localhost_is_refused(demo_fleet, tmp_path):
+    report = tmp_path / "limited.json"
+    proc = demo_fleet.playbook("playbooks/smoke.yml", "--limit", "calypso", "-e", f"fleet_smoke_report_path={report}")
+    assert proc.returncode != 0
+    assert "--limit calypso leaves out localhost, where the smoke report is made" in flat(proc.stdout + proc.stderr)
+    assert not report.exists()
