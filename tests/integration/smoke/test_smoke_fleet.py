@@ -13,6 +13,7 @@ does not exist (an extra var) instead of stopping a service.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -159,8 +160,10 @@ def test_changes_nothing_and_is_green_in_check_mode(demo_fleet, green, tmp_path)
     assert report["ok"] is True
 
 
-def test_host_state_agrees_with_the_report(demo_fleet, green):
+def test_host_state_agrees_with_the_report(demo_fleet, green, monkeypatch):
     """testinfra on the hosts: the services the report calls serving run, and the S3 round trip left nothing."""
+    # testinfra's ansible backend runs ansible-inventory from PATH: this venv's, also when pytest is run directly.
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
     inventory = str(demo_fleet.inventory)
     calypso = testinfra.get_host(f"ansible://calypso?ansible_inventory={inventory}", sudo=True)
     tethys = testinfra.get_host(f"ansible://tethys?ansible_inventory={inventory}", sudo=True)
