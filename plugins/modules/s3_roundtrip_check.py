@@ -62,6 +62,7 @@ options:
     default: 30
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - oceanid.fleet.action_group
 attributes:
   check_mode:
     support: full

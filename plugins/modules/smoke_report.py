@@ -42,6 +42,7 @@ options:
     default: 110
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - oceanid.fleet.action_group
 attributes:
   check_mode:
     support: full

@@ -61,6 +61,7 @@ requirements:
   - tritonclient[http] (with numpy and geventhttpclient) on the host the module runs on
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - oceanid.fleet.action_group
 attributes:
   check_mode:
     support: full
