@@ -196,3 +196,23 @@ def test_a_converge_whose_pass_fails_fails_with_the_status_files_reason(
     wait_idle(host)
     assert status(host)["ok"] is True and record(host)["serving_version"] == 4 and record(host)["last_error"] is None
     assert infer(triton, 3.0) == (12.0, "4")
+
+
+def test_a_model_with_nothing_published_yet_does_not_fail_the_converge(request, tmp_path, host, triton):
+    # A pipeline that has not published yet: the pass finds no version for this key. The run says so and succeeds;
+    # the timer pulls the first version when it appears. The other model keeps serving.
+    waiting = {
+        "model_puller_models": [
+            {"name": MODEL, "key": "puller-demo", "keep": 2},
+            {"name": "not_yet_published", "key": "not-yet-published", "keep": 2},
+        ]
+    }
+    output = converge_with(request, tmp_path, waiting, tags="model_puller")
+    assert "no version published yet for not_yet_published" in output, output[-3000:]
+    assert "the model puller's pass failed" not in output
+    assert infer(triton, 3.0) == (12.0, "4")
+
+    restored = converge_with(request, tmp_path, {}, tags="model_puller")
+    assert "failed=0" in recap(restored, "pm-gpu"), restored[-3000:]
+    wait_idle(host)
+    assert status(host)["ok"] is True and record(host)["serving_version"] == 4
