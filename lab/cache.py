@@ -20,6 +20,7 @@ What is cached lives under ``<cache_dir>/packages`` and survives `lab down` (lik
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -211,10 +212,9 @@ def _available(kind: str) -> str | None:
     """Why the server for kind cannot run here, or None."""
     if kind == "apt" and not shutil.which("apt-cacher-ng"):
         return "apt-cacher-ng is not installed (make deps)"
-    if kind == "pip":
-        probe = subprocess.run([sys.executable, "-c", "import proxpi"], capture_output=True, check=False)
-        if probe.returncode != 0:
-            return "proxpi is not installed (make venv)"
+    # The supervisor runs proxpi on this same Python.
+    if kind == "pip" and importlib.util.find_spec("proxpi") is None:
+        return "proxpi is not installed (make venv)"
     return None
 
 
