@@ -23,7 +23,7 @@ export PY_COLORS ?= 0
 # psycopg2 for the labelfish_db tests (a throw-away server; the community.postgresql modules run on /usr/bin/python3);
 # containerd, whose `containerd config dump` (a real containerd parser) loads the nvidia_runtime role's template.
 APT_PACKAGES := systemd-container debootstrap iptables iproute2 openssh-client fuse3 git python3-venv \
-                postgresql python3-psycopg2 containerd
+                postgresql python3-psycopg2 containerd apt-cacher-ng
 
 INVENTORY ?= inventories/lab
 SCENARIOS := $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml))))

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import hosts, image, mirrors, network
+from . import cache, hosts, image, mirrors, network
 from . import settings as lab_settings
 from .util import LabError, log, run
 
@@ -103,9 +103,16 @@ def cmd_up(settings, args) -> int:
         mirror_addresses = mirrors.resolve(found.hostnames)
         mirror_ips = sorted({ip for ips in mirror_addresses.values() for ip in ips})
         network.ensure_bridge(settings, mirror_ips)
+        # The package cache binds the bridge address: started once the bridge is there (no-op when running).
+        caches = cache.ensure(settings, found)
         results = [
             hosts.start(
-                settings, name, base, topology.get(name, []), origin=str(inventory) if name in topology else None
+                settings,
+                name,
+                base,
+                topology.get(name, []),
+                origin=str(inventory) if name in topology else None,
+                caches=caches,
             )
             for name in names
         ]
@@ -141,6 +148,7 @@ def cmd_up(settings, args) -> int:
 def _cleanup_if_empty(settings) -> None:
     if hosts.known(settings):
         return
+    cache.stop(settings)  # before the bridge whose address it is bound to; what it cached stays
     network.remove_bridge(settings)
     for hierarchy in ("unified", "systemd"):
         parent = Path("/sys/fs/cgroup") / hierarchy / settings.prefix
@@ -187,11 +195,18 @@ def cmd_status(settings, args) -> int:
             host.ssh = probe.returncode == 0
             host.system = probe.stdout.strip() or None
     dropped = network.dropped_packets(settings) if described else 0
+    caches = cache.status(settings)
     if args.json:
-        print(json.dumps({"hosts": [vars(h) for h in described], "egress_dropped_packets": dropped}, indent=2))
+        print(
+            json.dumps(
+                {"hosts": [vars(h) for h in described], "egress_dropped_packets": dropped, "package_cache": caches},
+                indent=2,
+            )
+        )
         return 0
     if not described:
         print("no lab hosts")
+        _print_caches(caches)
         return 0
     print(f"{'HOST':20} {'ADDRESS':15} {'STATE':8} {'SSH':4} SYSTEM")
     for host in described:
@@ -200,6 +215,44 @@ def cmd_status(settings, args) -> int:
             f"{host.name:20} {host.address:15} {state:8} {'yes' if host.ssh else 'no':4} {getattr(host, 'system', '-')}"
         )
     print(f"egress packets dropped so far: {dropped}")
+    _print_caches(caches)
+    return 0
+
+
+def _size(size: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return str(size)
+
+
+def _print_caches(caches: list[dict]) -> None:
+    print(f"{'CACHE':6} {'ADDRESS':24} {'STATE':8} {'SIZE':>10} {'SERVED':>7} {'HITS':>6} {'FETCHED':>8} DIRECTORY")
+    for entry in caches:
+        state = "up" if entry["answering"] else ("starting" if entry["running"] else "stopped")
+        print(
+            f"{entry['kind']:6} {entry['url']:24} {state:8} {_size(entry['size_bytes']):>10} {entry['served']:>7} "
+            f"{entry['hits']:>6} {entry['fetched']:>8} {entry['directory']}"
+        )
+
+
+def cmd_cache(settings, args) -> int:
+    if args.action == "clear":
+        if os.geteuid() != 0:
+            raise LabError("the lab needs root")
+        with _Lock(settings):
+            cache.clear(settings)
+            print(f"emptied {cache.packages_dir(settings)}")
+            if any(hosts.describe(settings, h).running for h in hosts.known(settings)):
+                # Hosts that run are pointed at the caches: give them empty ones at once.
+                cache.ensure(settings, mirrors.read())
+        return 0
+    caches = cache.status(settings)
+    if args.json:
+        print(json.dumps(caches, indent=2))
+    else:
+        _print_caches(caches)
     return 0
 
 
@@ -258,7 +311,7 @@ def cmd_image(settings, args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python3 -m lab", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{up,down,status,ssh,inventory,image}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{up,down,status,ssh,inventory,image,cache}")
     up = sub.add_parser("up", help="start hosts (all hosts of the inventory if none is named); keeps running ones")
     up.add_argument("names", nargs="*")
     default_inventory = DEFAULT_INVENTORY.relative_to(hosts.REPO_ROOT)
@@ -291,6 +344,17 @@ def build_parser() -> argparse.ArgumentParser:
     img = sub.add_parser("image", help="build the base image now (also done by the first `up`)")
     img.add_argument("--rebuild", action="store_true")
     img.set_defaults(func=cmd_image)
+    cache_parser = sub.add_parser(
+        "cache", help="the package cache (apt and pip on the bridge): show it, or empty it (clear)"
+    )
+    cache_parser.add_argument("action", nargs="?", choices=["status", "clear"], default="status")
+    cache_parser.add_argument("--json", action="store_true")
+    cache_parser.set_defaults(func=cmd_cache)
+    serve = sub.add_parser("_cache")  # internal: a cache server's supervisor, run by `up` in the background
+    serve.add_argument("kind", choices=list(cache.KINDS))
+    serve.set_defaults(func=lambda s, a: cache.supervise(s, a.kind))
+    pip_proxy = sub.add_parser("_pip_proxy")  # internal: the pip cache itself, run by its supervisor
+    pip_proxy.set_defaults(func=lambda s, a: cache.serve_pip(s))
     supervise = sub.add_parser("_supervise")  # internal: run by `up` in the background
     supervise.add_argument("name")
     supervise.set_defaults(func=lambda s, a: hosts.supervise(s, a.name))

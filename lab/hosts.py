@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from . import network
+from . import cache, network
 from .settings import Settings
 from .util import LabError, log, run, write_atomic
 
@@ -121,7 +121,7 @@ def _hosts_file(settings: Settings, mirror_addresses: dict[str, list[str]]) -> s
     return "\n".join(lines) + "\n"
 
 
-def _prepare_root(settings: Settings, name: str, base: Path) -> None:
+def _prepare_root(settings: Settings, name: str, base: Path, caches: dict[str, bool] | None = None) -> None:
     state = _host_state_dir(settings, name)
     upper, work, root = state / "upper", state / "work", state / "root"
     for directory in (upper, work, root):
@@ -150,6 +150,8 @@ def _prepare_root(settings: Settings, name: str, base: Path) -> None:
     uid_gid = (root / "home" / settings.user).stat()
     for path in (ssh_dir, ssh_dir / "authorized_keys"):
         os.chown(path, uid_gid.st_uid, uid_gid.st_gid)
+    # The package cache, in this host's own layer (the base image stays as it is): set at every start.
+    cache.configure_host(settings, root, caches or {})
 
 
 def _start_supervisor(settings: Settings, name: str) -> int:
@@ -304,7 +306,14 @@ def _wait_ssh(settings: Settings, host: Host) -> None:
         time.sleep(0.3)
 
 
-def start(settings: Settings, name: str, base: Path, groups: list[str], origin: str | None = None) -> Host:
+def start(
+    settings: Settings,
+    name: str,
+    base: Path,
+    groups: list[str],
+    origin: str | None = None,
+    caches: dict[str, bool] | None = None,
+) -> Host:
     run_dir = _host_run_dir(settings, name)
     run_dir.mkdir(parents=True, exist_ok=True)
     address = _allocate_address(settings, name)
@@ -318,7 +327,7 @@ def start(settings: Settings, name: str, base: Path, groups: list[str], origin: 
     if host.running:
         return host
     network.create_host_network(settings, name, address)
-    _prepare_root(settings, name, base)
+    _prepare_root(settings, name, base, caches)
     host.pid = _start_supervisor(settings, name)
     host.running = True
     return host

@@ -9,7 +9,7 @@ import shutil
 import time
 from pathlib import Path
 
-from . import mirrors
+from . import cache, mirrors
 from .settings import Settings
 from .util import LabError, log, run, write_atomic
 
@@ -121,10 +121,8 @@ def _customise(root: Path, settings: Settings, found: mirrors.Mirrors) -> None:
     write_atomic(root / "etc/apt/sources.list.d/debian.sources", found.apt_sources_for(settings.suite))
     # pip (also inside virtualenvs, whose pip bundles its own CA list): the system CA bundle and
     # the machine's index, if it has a remote one.
-    pip_conf = "[global]\ncert = /etc/ssl/certs/ca-certificates.crt\n"
-    if found.pip_index_url:
-        pip_conf += f"index-url = {found.pip_index_url}\n"
-    write_atomic(root / "etc/pip.conf", pip_conf)
+    # (Hosts started while the lab's pip cache answers get their own pip.conf at start: lab/cache.py.)
+    write_atomic(root / "etc/pip.conf", cache.pip_conf(found.pip_index_url))
 
     _chroot(root, "useradd", "--create-home", "--shell", "/bin/bash", settings.user)
     write_atomic(root / f"etc/sudoers.d/{settings.user}", f"{settings.user} ALL=(ALL) NOPASSWD:ALL\n", mode=0o440)

@@ -166,6 +166,16 @@ def _pip_default_hosts() -> list[str]:
     return []
 
 
+def pip_default_index_url() -> str | None:
+    """pip's built-in index (its simple API), asked from pip itself rather than written here."""
+    code = "from pip._internal.models.index import PyPI as p; print(p.simple_url)"
+    for python in (sys.executable, "python3"):
+        proc = subprocess.run([python, "-c", code], capture_output=True, text=True, check=False)
+        if proc.returncode == 0 and proc.stdout.strip():
+            return proc.stdout.strip()
+    return None
+
+
 def read_pip_config() -> tuple[str | None, list[str]]:
     # Raw, as pip reads it: a '%' in a percent-encoded URL is not interpolation.
     parser = configparser.RawConfigParser()

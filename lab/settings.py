@@ -33,6 +33,10 @@ class Settings:
     prefix: str
     suite: str
     user: str
+    # The package cache (lab/cache.py): apt and pip servers on the bridge address, filled on first use.
+    package_cache: bool = True
+    apt_cache_port: int = 3143
+    pip_cache_port: int = 3144
 
     @property
     def gateway(self) -> ipaddress.IPv4Address:
@@ -80,6 +84,9 @@ def load() -> Settings:
         prefix=_env("PREFIX", "olab"),
         suite=_env("SUITE", "bookworm"),
         user=_env("USER", "lab"),
+        package_cache=_env("PACKAGE_CACHE", "1").lower() not in ("0", "no", "off", "false"),
+        apt_cache_port=int(_env("APT_CACHE_PORT", "3143")),
+        pip_cache_port=int(_env("PIP_CACHE_PORT", "3144")),
     )
     # Interface names (bridge, "<prefix>v<index>") must fit Linux's 15 characters.
     if settings.subnet.prefixlen < 16 or len(settings.prefix) > 9 or len(settings.bridge) > 15:

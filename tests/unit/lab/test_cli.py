@@ -22,7 +22,19 @@ from lab import cli, hosts, network
 from lab import settings as lab_settings
 from lab.util import LabError
 
-SETTINGS_ENV = ("CACHE_DIR", "STATE_DIR", "RUN_DIR", "SUBNET", "BRIDGE", "PREFIX", "SUITE", "USER")
+SETTINGS_ENV = (
+    "CACHE_DIR",
+    "STATE_DIR",
+    "RUN_DIR",
+    "SUBNET",
+    "BRIDGE",
+    "PREFIX",
+    "SUITE",
+    "USER",
+    "PACKAGE_CACHE",
+    "APT_CACHE_PORT",
+    "PIP_CACHE_PORT",
+)
 
 
 @pytest.fixture
