@@ -139,11 +139,13 @@ def launch(demo_fleet, moto, gpu_site, tmp_path_factory):
             limits = [",".join(share) for share in awx_data.slices(demo_fleet.hosts, jt.job_slice_count)]
         results = []
         for index, limit in enumerate(limits):
-            ident = f"{re.sub(r'[^a-z0-9]+', '-', jt.name)}-{index}-{time.monotonic_ns()}"
+            ident = f"{re.sub(r'[^a-z0-9]+', '-', jt.name.lower())}-{index}-{time.monotonic_ns()}"
             start = time.monotonic()
             with mock.patch.dict(os.environ, base_env, clear=True):
+                # A private data dir per job, as AWX has: ansible-runner keeps the arguments it was given there
+                # (env/cmdline, env/extravars) and a later run without them would read them back.
                 run = ansible_runner.run(
-                    private_data_dir=str(work),
+                    private_data_dir=str(work / ident),
                     project_dir=str(ROOT),
                     ident=ident,
                     playbook=jt.playbook,
