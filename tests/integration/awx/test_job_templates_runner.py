@@ -140,6 +140,7 @@ def launch(demo_fleet, moto, gpu_site, tmp_path_factory):
         results = []
         for index, limit in enumerate(limits):
             ident = f"{re.sub(r'[^a-z0-9]+', '-', jt.name.lower())}-{index}-{time.monotonic_ns()}"
+            (work / ident).mkdir()
             start = time.monotonic()
             with mock.patch.dict(os.environ, base_env, clear=True):
                 # A private data dir per job, as AWX has: ansible-runner keeps the arguments it was given there
