@@ -63,8 +63,9 @@ lab-down:  ## Stop and remove every lab host and the lab's network
 lab-status:  ## Show lab hosts and the egress packets dropped
 	$(or $(PYTHON),python3) -m lab status
 
-site: lab-up  ## The main job: lab up, then converge playbooks/site.yml on it
+site: lab-up  ## The main job: lab up, converge playbooks/site.yml, then the smoke report and what serves where
 	ansible-playbook -i $(INVENTORY) playbooks/site.yml
+	ansible-playbook -i $(INVENTORY) playbooks/smoke.yml
 
 lint: venv  ## ruff (Python lint, format check), role contracts (defaults = specs = READMEs), ansible-lint
 	ruff check .

@@ -6,7 +6,9 @@
 `demo_fleet` boots the hosts of inventories/lab that are not running (a user's `make site` fleet is reused as is),
 converges playbooks/site.yml on them once per pytest session, and yields a `DemoFleet`. At the end of the session
 only the hosts it started are taken down. Tests that use it must not stop shared services: they may converge again
-(site.yml is idempotent) but leave the fleet serving.
+(site.yml is idempotent) but leave the fleet serving. OCEANID_TEST_FLEET_INVENTORY names another inventory of the
+same hosts (a fleet another checkout of this repository booted: the lab lists a host only under the inventory path
+that started it).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-LAB_INVENTORY = REPO_ROOT / "inventories" / "lab"
+LAB_INVENTORY = Path(os.environ.get("OCEANID_TEST_FLEET_INVENTORY") or REPO_ROOT / "inventories" / "lab")
 ANSIBLE_PLAYBOOK = str(Path(sys.executable).with_name("ansible-playbook"))
 
 
