@@ -76,7 +76,19 @@ def demo_fleet():
     if os.geteuid() != 0:
         pytest.skip("the lab needs root")
     hosts = lab_inventory_hosts()
-    running = {host["name"] for host in json.loads(_lab("status", "--json").stdout)["hosts"] if host["running"]}
+    running = {host["name"]: host for host in json.loads(_lab("status", "--json").stdout)["hosts"] if host["running"]}
+    foreign = {
+        name: running[name]["origin"]
+        for name in hosts
+        if name in running and running[name].get("origin") != str(LAB_INVENTORY.resolve())
+    }
+    if foreign and not os.environ.get("OCEANID_TEST_FLEET_INVENTORY"):
+        # The lab gives a host an address only under the inventory that started it (lab-connection --origin).
+        pytest.fail(
+            f"lab hosts {sorted(foreign)} are running but were started from another inventory "
+            f"({sorted(set(map(str, foreign.values())))}), so {LAB_INVENTORY} cannot reach them: take them down "
+            f"(python3 -m lab down {' '.join(sorted(foreign))}) or set OCEANID_TEST_FLEET_INVENTORY to that inventory"
+        )
     started = [name for name in hosts if name not in running]
     if started:
         _lab("up", "-i", str(LAB_INVENTORY), *started)
