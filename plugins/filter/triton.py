@@ -122,7 +122,9 @@ def triton_server_model_src(model, models_dir):
 def triton_server_model_files(models, trees, skip_patterns=()):
     """The entries to deploy: for each model, its community.general.filetree entries but the skipped ones.
 
-    Each result is {model, path, src, state, mode}; trees[i] is the file tree of models[i].
+    Each result is {model, path, src, state, mode}; trees[i] is the file tree of models[i]. A model with
+    `load: false` is the model puller's: its numbered version directories in the source are not deployed (the
+    puller delivers versions and removes old ones; deploying them too would undo its work on every run).
     """
     models, trees = list(models or ()), list(trees or ())
     if len(models) != len(trees):
@@ -130,8 +132,11 @@ def triton_server_model_files(models, trees, skip_patterns=()):
     skip = re.compile("|".join(skip_patterns)) if skip_patterns else None
     entries = []
     for model, tree in zip(models, trees, strict=True):
+        puller_owned = "load" in model and not model["load"]
         for entry in tree or ():
             if skip is not None and skip.search(entry["path"]):
+                continue
+            if puller_owned and entry["path"].split("/", 1)[0].isdigit():
                 continue
             entries.append(
                 {

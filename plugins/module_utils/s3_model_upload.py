@@ -75,8 +75,13 @@ def ingest(
     part_size=model_manifest.DEFAULT_PART_SIZE,
     concurrency=16,
     check_only=False,
+    create_bucket=False,
 ):
-    """Upload a model directory to models/<key>/ and write manifests/models/<key>.json last; idempotent."""
+    """Upload a model directory to models/<key>/ and write manifests/models/<key>.json last; idempotent.
+
+    create_bucket: make the bucket first when it does not exist (a new fleet's first publish); without it a
+    missing bucket is an error that names it.
+    """
     started = time.monotonic()
     if not os.path.isdir(src_dir):
         raise TransferError("src %s is not a directory" % src_dir)
@@ -98,13 +103,22 @@ def ingest(
                 pool.map(lambda p: model_manifest.hash_file(os.path.join(src_dir, p), part_size), sorted(local)),
             )
         )
-    existing_body = client.get(bucket, model_manifest.manifest_key(model_key), missing_ok=True)
+    bucket_missing = not client.bucket_exists(bucket)
+    if bucket_missing and not create_bucket:
+        raise TransferError(
+            "bucket %s does not exist at the endpoint; create it first, or set create_bucket to make it" % bucket
+        )
+    if bucket_missing:
+        # Nothing can be there yet: everything is uploaded, the manifest is new.
+        existing_body, stored = None, {}
+    else:
+        existing_body = client.get(bucket, model_manifest.manifest_key(model_key), missing_ok=True)
+        stored = client.list_objects(bucket, model_manifest.model_prefix(model_key))
     try:
         existing = json.loads(existing_body.decode("utf-8")) if existing_body else {}
     except ValueError:
         existing = {}
     known = {f["path"]: f for f in existing.get("files", []) if isinstance(f, dict) and "path" in f}
-    stored = client.list_objects(bucket, model_manifest.model_prefix(model_key))
     files, upload, skipped = [], [], []
     for path in sorted(local):
         size = local[path].st_size
@@ -132,7 +146,8 @@ def ingest(
     comparable = {k: v for k, v in existing.items() if k != "created"}
     manifest_changed = comparable != manifest
     result = {
-        "changed": bool(upload) or manifest_changed,
+        "changed": bucket_missing or bool(upload) or manifest_changed,
+        "bucket_created": bucket_missing,
         "uploaded": upload,
         "skipped": skipped,
         "bytes_uploaded": 0,
@@ -142,6 +157,8 @@ def ingest(
     if check_only or not result["changed"]:
         result["seconds"] = round(time.monotonic() - started, 3)
         return result
+    if bucket_missing:
+        client.request("PUT", bucket, "", expect=(200,))
     with concurrent.futures.ThreadPoolExecutor(
         max_workers=max(1, concurrency)
     ) as pool, concurrent.futures.ThreadPoolExecutor(max_workers=max(1, concurrency)) as part_pool:

@@ -46,6 +46,12 @@ options:
     description: Bytes per multipart part and per verified part in the manifest (at least 5 MiB, S3's minimum).
     type: int
     default: 8388608
+  create_bucket:
+    description:
+      - Create O(bucket) when it does not exist (a new fleet's first publish). In check mode, reported as a change.
+      - When false, a missing bucket fails the task with a message naming it.
+    type: bool
+    default: false
 seealso:
   - module: oceanid.fleet.s3_model_hydrate
 """
@@ -64,6 +70,10 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+bucket_created:
+  description: Whether the bucket was created (or, in check mode, would be).
+  returned: always
+  type: bool
 uploaded:
   description: Relative paths uploaded.
   returned: always
@@ -102,6 +112,7 @@ def main():
             "label": {"type": "str"},
             "tags": {"type": "dict", "default": {}},
             "part_size": {"type": "int", "default": DEFAULT_PART_SIZE},
+            "create_bucket": {"type": "bool", "default": False},
         }
     )
     params = module.params
@@ -122,6 +133,7 @@ def main():
         label=params["label"],
         tags=params["tags"],
         part_size=params["part_size"],
+        create_bucket=params["create_bucket"],
     )
     module.exit_json(**result)
 

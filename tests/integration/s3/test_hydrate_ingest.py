@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.oceanid.fleet.plugins.module_utils import s3_model_transfer
+from ansible_collections.oceanid.fleet.plugins.module_utils import s3_model_transfer, s3_model_upload
 from tests.integration.s3.s3_helpers import (
     MiB,
     beside,
@@ -406,6 +406,23 @@ def test_ingest_is_idempotent(s3, tmp_path):
     planned = s3.ingest(src, check_only=True)
     assert planned["changed"] is True and planned["uploaded"] == ["config.pbtxt"]
     assert s3.proxy.counts["PUT"] == 0 and s3.proxy.counts["POST"] == 0
+
+
+def test_ingest_into_a_missing_bucket_fails_or_creates_it(s3, tmp_path):
+    src = _model(tmp_path)
+    missing = s3.bucket + "-new"
+    client = s3.client()
+    with pytest.raises(Exception, match=f"bucket {missing} does not exist"):
+        s3_model_upload.ingest(client, missing, str(src), model_key="m1")
+    planned = s3_model_upload.ingest(
+        s3.client(), missing, str(src), model_key="m1", create_bucket=True, check_only=True
+    )
+    assert planned["changed"] is True and planned["bucket_created"] is True
+    assert missing not in [b["Name"] for b in s3.boto.list_buckets()["Buckets"]]  # check mode made nothing
+    made = s3_model_upload.ingest(s3.client(), missing, str(src), model_key="m1", create_bucket=True)
+    assert made["bucket_created"] is True and sorted(made["uploaded"]) == sorted(MODEL)
+    again = s3_model_upload.ingest(s3.client(), missing, str(src), model_key="m1", create_bucket=True)
+    assert again["changed"] is False and again["bucket_created"] is False
 
 
 # ---------------------------------------------------------------------------------------------------

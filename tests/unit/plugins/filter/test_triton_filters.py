@@ -203,6 +203,15 @@ def test_model_files_skip_templates_docs_and_build_helpers():
     ]
 
 
+def test_model_files_of_a_puller_model_leave_out_its_versions():
+    puller_models = [{"name": "plain", "load": False}, {"name": "templated", "gpus": [0]}]
+    assert triton.triton_server_model_files(puller_models, TREES, SKIP) == [
+        {"model": "plain", "path": "config.pbtxt", "src": "/r/config.pbtxt", "state": "file", "mode": "0644"},
+        {"model": "templated", "path": "1", "src": "", "state": "directory", "mode": "0644"},
+        {"model": "templated", "path": "1/model.py", "src": "/r/1/model.py", "state": "file", "mode": "0755"},
+    ]
+
+
 def test_templated_models_and_model_dirs():
     assert triton.triton_server_templated_models(MODELS, TREES) == [{"name": "templated", "gpus": [0]}]
     entries = triton.triton_server_model_files(MODELS, TREES, SKIP)
