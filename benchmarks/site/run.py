@@ -32,6 +32,8 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DOCS = REPO_ROOT / "docs" / "benchmarks.md"
 SECTION = "## Unchanged site run"
+MARK_START = "<!-- figures written by benchmarks/site/run.py --write: start -->"
+MARK_END = "<!-- figures written by benchmarks/site/run.py --write: end -->"
 LOCK = "/tmp/oceanid-lab.lock"
 
 
@@ -104,8 +106,6 @@ def markdown(args: argparse.Namespace, runs: list[dict], median_run: dict, comma
     walls = [run["wall"] for run in runs]
     loads = ", ".join(f"{run['load']:.1f}" for run in runs)
     lines = [
-        SECTION,
-        "",
         f"Measured {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC with `benchmarks/site/run.py` "
         f"({len(runs)} runs on {os.cpu_count()} cores shared with other sessions; 1-minute load average before "
         f"each run: {loads}). Each run:",
@@ -137,14 +137,17 @@ def markdown(args: argparse.Namespace, runs: list[dict], median_run: dict, comma
 
 
 def write_section(text: str) -> None:
-    """Replace (or append) the section in docs/benchmarks.md, leaving every other section as it is."""
+    """Put the figures between the section's markers in docs/benchmarks.md (the section is made at the end of the
+    file when missing); the section's other text, and every other section, stay as they are."""
     doc = DOCS.read_text(encoding="utf-8")
-    start = doc.find(SECTION + "\n")
-    if start < 0:
-        doc = doc.rstrip("\n") + "\n\n" + text
+    block = f"{MARK_START}\n{text}{MARK_END}\n"
+    if SECTION + "\n" not in doc:
+        doc = doc.rstrip("\n") + f"\n\n{SECTION}\n\n{block}"
+    elif MARK_START in doc:
+        doc = doc[: doc.index(MARK_START)] + block + doc[doc.index(MARK_END) + len(MARK_END) + 1 :]
     else:
-        end = doc.find("\n## ", start + len(SECTION))
-        doc = doc[:start] + text + (doc[end + 1 :] if end >= 0 else "")
+        at = doc.index(SECTION + "\n") + len(SECTION) + 1
+        doc = doc[:at] + "\n" + block + doc[at:]
     DOCS.write_text(doc, encoding="utf-8")
 
 
