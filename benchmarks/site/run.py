@@ -46,12 +46,14 @@ def summarize(report: dict) -> dict:
     """Tasks, host-tasks, statuses and per-task durations from one ansible.posix.json report."""
     tasks = []
     host_tasks = 0
+    changed = []
     for play in report.get("plays", []):
         for task in play.get("tasks", []):
             hosts = task.get("hosts", {})
             if not hosts:
                 continue  # a task no host ran (every host left by a meta: end_play before it)
             host_tasks += len(hosts)
+            changed += [f"{task['task']['name']} on {host}" for host, result in hosts.items() if result.get("changed")]
             duration = task["task"].get("duration", {})
             seconds = parse_time(duration["end"]) - parse_time(duration["start"]) if "end" in duration else 0.0
             tasks.append(
@@ -62,7 +64,13 @@ def summarize(report: dict) -> dict:
         key: sum(host.get(key, 0) for host in stats.values())
         for key in ("ok", "changed", "skipped", "failures", "unreachable")
     }
-    return {"tasks": len(tasks), "host_tasks": host_tasks, "stats": total, "per_host": stats, "task_times": tasks}
+    return {
+        "tasks": len(tasks),
+        "host_tasks": host_tasks,
+        "stats": total,
+        "changed_tasks": changed,
+        "task_times": tasks,
+    }
 
 
 def run_once(args: argparse.Namespace, index: int) -> dict:
@@ -167,6 +175,8 @@ def main() -> int:
         run = run_once(args, index)
         runs.append(run)
         print(fmt_run(index, run), flush=True)
+        for what in run["changed_tasks"]:
+            print(f"  changed: {what}", flush=True)
 
     walls = [run["wall"] for run in runs]
     median_wall = statistics.median(walls)
