@@ -141,6 +141,9 @@ def markdown(args: argparse.Namespace, runs: list[dict], median_run: dict, comma
         "|---|---|---|",
     ]
     lines += [f"| {task['name']} | {task['hosts']} | {task['seconds']:.2f} |" for task in top_tasks(median_run)]
+    changed = [f"run {index}: {what}" for index, run in enumerate(runs, 1) for what in run["changed_tasks"]]
+    if changed:
+        lines += ["", "Changed (these runs did not find the fleet converged):", ""] + [f"- {what}" for what in changed]
     return "\n".join(lines) + "\n"
 
 
@@ -194,15 +197,15 @@ def main() -> int:
         for index, run in enumerate(runs, 1)
         if run["rc"] != 0 or run["stats"]["changed"] or run["stats"]["failures"]
     ]
+    if args.write:  # written either way: the changed column and the list under the table say which runs do not count
+        write_section(markdown(args, runs, median_run, command))
+        print(f"wrote {DOCS.relative_to(REPO_ROOT)}: {SECTION[3:]}")
     if bad:
         print(
             f"runs {bad} changed something or failed: the fleet was not converged, the figures do not count",
             file=sys.stderr,
         )
         return 1
-    if args.write:
-        write_section(markdown(args, runs, median_run, command))
-        print(f"wrote {DOCS.relative_to(REPO_ROOT)}: {SECTION[3:]}")
     return 0
 
 
