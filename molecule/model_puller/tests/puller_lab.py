@@ -55,7 +55,7 @@ def write_version(directory: Path, factor: str, blob_bytes: int = 0) -> Path:
     (directory / "factor.txt").write_text(factor, encoding="utf-8")
     if blob_bytes:
         with open(directory / "blob.bin", "wb") as handle:
-            for _ in range(blob_bytes // (1 << 20)):
+            for _chunk in range(blob_bytes // (1 << 20)):
                 handle.write(os.urandom(1 << 20))
     return directory
 
