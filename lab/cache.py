@@ -228,6 +228,13 @@ def _supervisor_pid(settings: Settings, kind: str) -> int | None:
 
 
 def answering(settings: Settings, kind: str, timeout: float = 1.0) -> bool:
+    # Only while the bridge address is this machine's: without the bridge, a connection to it leaves through the
+    # default route, and a network that intercepts outgoing connections (this project's machines) accepts it.
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.bind((str(settings.gateway), 0))
+    except OSError:
+        return False
     try:
         with socket.create_connection((str(settings.gateway), port(settings, kind)), timeout=timeout):
             return True
