@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 
 from . import mirrors
 from .settings import Settings
-from .util import LabError, log, write_atomic
+from .util import LabError, log, spawn_in_background, write_atomic
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 KINDS = ("apt", "pip")
@@ -261,18 +261,10 @@ def _write_configs(settings: Settings, found: mirrors.Mirrors) -> dict[str, bool
 
 
 def _start(settings: Settings, kind: str) -> int:
-    console = open(run_dir(settings) / f"{kind}.log", "ab")  # noqa: SIM115 - handed to the child
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "lab", "_cache", kind],
-        cwd=REPO_ROOT,
-        stdin=subprocess.DEVNULL,
-        stdout=console,
-        stderr=console,
-        start_new_session=True,
+    directory = run_dir(settings)
+    return spawn_in_background(
+        [sys.executable, "-m", "lab", "_cache", kind], directory / f"{kind}.log", directory / f"{kind}.pid", REPO_ROOT
     )
-    console.close()
-    write_atomic(run_dir(settings) / f"{kind}.pid", str(proc.pid))
-    return proc.pid
 
 
 def _stop_one(settings: Settings, kind: str, timeout: float = 15.0) -> None:

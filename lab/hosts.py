@@ -20,7 +20,7 @@ from pathlib import Path
 
 from . import cache, network
 from .settings import Settings
-from .util import LabError, log, run, write_atomic
+from .util import LabError, log, run, spawn_in_background, write_atomic
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 NSPAWN_REBOOT_EXIT = 133
@@ -157,18 +157,12 @@ def _prepare_root(settings: Settings, name: str, base: Path, caches: dict[str, b
 def _start_supervisor(settings: Settings, name: str) -> int:
     run_dir = _host_run_dir(settings, name)
     (run_dir / "exit").unlink(missing_ok=True)
-    console = open(run_dir / "console.log", "ab")  # noqa: SIM115 - handed to the child
-    proc = subprocess.Popen(
+    return spawn_in_background(
         [sys.executable, "-m", "lab", "_supervise", name],
-        cwd=REPO_ROOT,
-        stdin=subprocess.DEVNULL,
-        stdout=console,
-        stderr=console,
-        start_new_session=True,
+        run_dir / "console.log",
+        run_dir / "supervisor.pid",
+        REPO_ROOT,
     )
-    console.close()
-    write_atomic(run_dir / "supervisor.pid", str(proc.pid))
-    return proc.pid
 
 
 def supervise(settings: Settings, name: str) -> int:

@@ -54,3 +54,15 @@ def write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
 
 def log(message: str) -> None:
     print(f"lab: {message}", file=sys.stderr, flush=True)
+
+
+def spawn_in_background(argv: list[str], console_log: Path, pid_file: Path, cwd: Path) -> int:
+    """Start a lab process that outlives this command (a host's or a cache's supervisor): its own session, output
+    appended to console_log, its pid written to pid_file. Returns the pid."""
+    console = open(console_log, "ab")  # noqa: SIM115 - handed to the child
+    proc = subprocess.Popen(
+        argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=console, stderr=console, start_new_session=True
+    )
+    console.close()
+    write_atomic(pid_file, str(proc.pid))
+    return proc.pid
