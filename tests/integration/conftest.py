@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.lab_cli import lab as _lab
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LAB_INVENTORY = Path(os.environ.get("OCEANID_TEST_FLEET_INVENTORY") or REPO_ROOT / "inventories" / "lab")
 ANSIBLE_PLAYBOOK = str(Path(sys.executable).with_name("ansible-playbook"))
@@ -45,17 +47,6 @@ class DemoFleet:
             timeout=timeout,
             env={**os.environ, **(env or {})},
         )
-
-
-def _lab(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "lab", *args],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        check=check,
-        timeout=1800,
-    )
 
 
 def lab_inventory_hosts() -> list[str]:

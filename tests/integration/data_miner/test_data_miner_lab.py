@@ -22,23 +22,14 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.support.lab_cli import lab
+
 REPO_ROOT = Path(__file__).resolve().parents[3]
 INVENTORY = REPO_ROOT / "inventories" / "lab"
 HOSTS = ["tethys", "calypso", "seaweed1"]
 ANSIBLE_PLAYBOOK = str(Path(sys.executable).with_name("ansible-playbook"))
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")
-
-
-def lab(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "lab", *args],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        check=check,
-        timeout=900,
-    )
 
 
 def running() -> set[str]:

@@ -9,28 +9,17 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from tests.support.lab_cli import lab
+
 REPO_ROOT = Path(__file__).resolve().parents[3]
 HOSTS = ["itlab-1", "itlab-2", "itlab-3"]
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")
-
-
-def lab(*args: str, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "lab", *args],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        check=check,
-        env={**os.environ, **(env or {})},
-        timeout=600,
-    )
 
 
 def sh(command: str) -> str:

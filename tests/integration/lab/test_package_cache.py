@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -23,6 +21,7 @@ import testinfra
 
 from lab import cache
 from lab import settings as lab_settings
+from tests.support.lab_cli import lab
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 HOSTS = ["pcache-a", "pcache-b"]
@@ -30,17 +29,6 @@ APT_PACKAGE = "hello"
 PIP_PACKAGE, PIP_VERSION = "iniconfig", "2.0.0"
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")
-
-
-def lab(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "lab", *args],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        check=check,
-        timeout=600,
-    )
 
 
 def host(name: str, directory: Path):

@@ -13,25 +13,18 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
 from tests.integration.labelfish_db import pg_cluster
 from tests.integration.labelfish_db.conftest import PASSWORDS, PLAYBOOK, Run, run_playbook
-from tests.support.ansible_env import REPO_ROOT, isolated_ansible_env
+from tests.support.ansible_env import isolated_ansible_env
+from tests.support.lab_cli import lab as _lab
 
 HOST = "itdb-pg"
 DRIFT_GUARD = {"ANSIBLE_CALLBACKS_ENABLED": "oceanid.fleet.drift_guard"}
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")
-
-
-def _lab(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "lab", *args], cwd=REPO_ROOT, capture_output=True, text=True, check=check, timeout=600
-    )
 
 
 @pytest.fixture(scope="module")
