@@ -16,7 +16,8 @@ Checks, in the order given:
   --s3 URL            the S3 gateway accepts every identity of --s3-config (ListBuckets signed with
                       AWS Signature V4 answers 200, or AccessDenied for an identity that may not list)
                       and, with --s3-anonymous-denied, refuses an unsigned request with 403
-Secrets are read from the gateway's own configuration file, never from the command line, and never printed.
+Once they pass, --show URL prints the body of URL on stdout (the role's health gate reads the master's topology
+with it in the same run). Secrets are read from the gateway's own configuration file, never from the command line, and never printed.
 Exit status 0 when all checks pass (with --any: one of them) within --timeout seconds, else 1 with
 the last reason on stderr.
 """
@@ -72,6 +73,7 @@ def _parse(argv):
     parser.add_argument("--s3-anonymous-denied", action="store_true", help="an unsigned request must get 403")
     parser.add_argument("--require", action=_Qualify, metavar="KEY")
     parser.add_argument("--contains", action=_Qualify, metavar="TEXT")
+    parser.add_argument("--show", metavar="URL", help="once the checks pass, print the body of URL")
     args = parser.parse_args(argv)
     if not args.checks:
         parser.error("give at least one --check, --mount or --s3")
@@ -100,6 +102,18 @@ def _check_url(check):
         if not value:
             return f"{check['target']} has no {check['require']} yet"
     return None
+
+
+def _fetch(url):
+    """(body, None) of a GET of url that answers 2xx, else (None, the reason)."""
+    try:
+        request = urllib.request.Request(url, headers={"Accept": "application/json"})
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.read().decode("utf-8", "replace"), None
+    except urllib.error.HTTPError as error:
+        return None, f"{url} answered HTTP {error.code}"
+    except (OSError, ValueError) as error:
+        return None, f"{url}: {error}"
 
 
 def _unescape(field):
@@ -240,6 +254,10 @@ def main(argv=None):
     deadline = time.monotonic() + args.timeout
     while True:
         reason = _run_checks(args.checks, args.any, args)
+        if reason is None and args.show:
+            body, reason = _fetch(args.show)
+            if reason is None:
+                sys.stdout.write(body)
         if reason is None:
             return 0
         if time.monotonic() >= deadline:
