@@ -66,7 +66,7 @@ def parse_systemctl_show(text):
     for block in text.strip().split("\n\n"):
         values = {}
         for line in block.splitlines():
-            key, _, value = line.partition("=")
+            key, _sep, value = line.partition("=")
             values[key] = value
         if values.get("Id"):
             units[values["Id"]] = {

@@ -66,7 +66,7 @@ def wait_healthy(port, timeout):
         if attempt:
             time.sleep(2)
         try:
-            status, _, body = get(port, "/health")
+            status, _location, body = get(port, "/health")
         except OSError as error:
             last = str(error)
             continue
@@ -78,7 +78,7 @@ def wait_healthy(port, timeout):
 
 def check_front_page(port):
     try:
-        status, location, _ = get(port, "/")
+        status, location, _body = get(port, "/")
     except OSError as error:
         return f"the front page did not answer: {error}"
     if status != 302 or not location.endswith("/user/login/"):
@@ -91,7 +91,7 @@ def password_matches(encoded, password):
     parts = (encoded or "").split("$", 3)
     if len(parts) != 4 or parts[0] != "pbkdf2_sha256" or not parts[1].isdigit():
         return None
-    _, iterations, salt, digest = parts
+    _algorithm, iterations, salt, digest = parts
     computed = hashlib.pbkdf2_hmac("sha256", password.encode("utf-8"), salt.encode("utf-8"), int(iterations))
     return hmac.compare_digest(base64.b64encode(computed).decode("ascii").strip(), digest)
 

@@ -44,7 +44,9 @@ def hba_missing(hba):
     for cidr in hba["cidrs"]:
         address = cidr.split("/", 1)[0]
         for user in hba["users"]:
-            same_key = [r for r in rules if r[:3] == ["host", hba["db"], user] and len(r) > 3 and r[3] in (cidr, address)]
+            same_key = [
+                r for r in rules if r[:3] == ["host", hba["db"], user] and len(r) > 3 and r[3] in (cidr, address)
+            ]
             if same_key != [["host", hba["db"], user, cidr, hba["method"]]] and cidr not in missing:
                 missing.append(cidr)
     return missing
@@ -60,7 +62,7 @@ def acl(rows, owner):
     return {"by_owner": by_owner, "any": any_grantor}
 
 
-EXPLODE = ("coalesce(nullif(a.grantee, 0)::regrole::text, 'PUBLIC'), a.grantor::regrole::text, a.privilege_type")
+EXPLODE = "coalesce(nullif(a.grantee, 0)::regrole::text, 'PUBLIC'), a.grantor::regrole::text, a.privilege_type"
 
 
 def look(cur, req):
@@ -68,18 +70,29 @@ def look(cur, req):
     cur.execute(
         "SELECT pg_get_userbyid(d.datdba), pg_encoding_to_char(d.encoding),"
         " coalesce((SELECT setconfig FROM pg_db_role_setting WHERE setrole = 0 AND setdatabase = d.oid), '{}')"
-        " FROM pg_database d WHERE d.datname = current_database()")
+        " FROM pg_database d WHERE d.datname = current_database()"
+    )
     owner, encoding, settings = cur.fetchone()
-    cur.execute("SELECT " + EXPLODE + " FROM pg_database d, aclexplode(coalesce(d.datacl, acldefault('d', d.datdba))) a"
-                " WHERE d.datname = current_database()")
-    out["database"] = {"owner": owner, "encoding": encoding, "settings": list(settings), "acl": acl(cur.fetchall(), owner)}
+    cur.execute(
+        "SELECT " + EXPLODE + " FROM pg_database d, aclexplode(coalesce(d.datacl, acldefault('d', d.datdba))) a"
+        " WHERE d.datname = current_database()"
+    )
+    out["database"] = {
+        "owner": owner,
+        "encoding": encoding,
+        "settings": list(settings),
+        "acl": acl(cur.fetchall(), owner),
+    }
 
     names = [role["name"] for role in req["roles"]]
     readable = True
     try:
         cur.execute("SAVEPOINT authid")
-        cur.execute("SELECT r.rolname, r.rolcanlogin, r.rolconfig, a.rolpassword FROM pg_roles r"
-                    " JOIN pg_authid a ON a.oid = r.oid WHERE r.rolname = ANY(%s)", (names,))
+        cur.execute(
+            "SELECT r.rolname, r.rolcanlogin, r.rolconfig, a.rolpassword FROM pg_roles r"
+            " JOIN pg_authid a ON a.oid = r.oid WHERE r.rolname = ANY(%s)",
+            (names,),
+        )
     except pg.Error:  # not a superuser: passwords cannot be compared (the module, too, then sets them)
         readable = False
         cur.execute("ROLLBACK TO SAVEPOINT authid")
@@ -88,19 +101,28 @@ def look(cur, req):
     out["roles"] = {}
     for role in req["roles"]:
         if role["name"] in found:
-            _, login, config, verifier = found[role["name"]]
+            _name, login, config, verifier = found[role["name"]]
             password = password_state(role["password"], verifier) if readable else "unknown"
             # As postgresql_user leaves it: LOGIN, the password, and each setting given (name=value in rolconfig).
             settings = all("%s=%s" % item in (config or []) for item in role["config"].items())
-            out["roles"][role["name"]] = {"login": login, "password": password, "as_wanted": login and password == "same" and settings}
+            out["roles"][role["name"]] = {
+                "login": login,
+                "password": password,
+                "as_wanted": login and password == "same" and settings,
+            }
 
     out["schemas"] = {}
     for schema in sorted({req["schema"], "public"}):
         cur.execute("SELECT pg_get_userbyid(n.nspowner) FROM pg_namespace n WHERE n.nspname = %s", (schema,))
         row = cur.fetchone()
         if row:
-            cur.execute("SELECT " + EXPLODE + " FROM pg_namespace n, aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) a"
-                        " WHERE n.nspname = %s", (schema,))
+            cur.execute(
+                "SELECT "
+                + EXPLODE
+                + " FROM pg_namespace n, aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) a"
+                " WHERE n.nspname = %s",
+                (schema,),
+            )
             out["schemas"][schema] = {"owner": row[0], "acl": acl(cur.fetchall(), row[0])}
 
     cur.execute("SELECT e.extname, n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace")
@@ -111,13 +133,18 @@ def look(cur, req):
         "SELECT c.oid, c.relkind, pg_get_userbyid(c.relowner), " + EXPLODE + " FROM pg_class c"
         " JOIN pg_namespace n ON n.oid = c.relnamespace"
         " CROSS JOIN LATERAL aclexplode(coalesce(c.relacl, acldefault((CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END)::\"char\", c.relowner))) a"
-        " WHERE n.nspname = %s AND c.relkind IN ('r', 'v', 'm', 'p', 'f', 'S')", (req["schema"],))
+        " WHERE n.nspname = %s AND c.relkind IN ('r', 'v', 'm', 'p', 'f', 'S')",
+        (req["schema"],),
+    )
     held = {"table": {}, "sequence": {}}
     for oid, kind, rel_owner, grantee, grantor, privilege in cur.fetchall():
         if grantor == rel_owner:
             held["sequence" if kind == "S" else "table"].setdefault(oid, set()).add(grantee + ":" + privilege)
-    cur.execute("SELECT c.oid, c.relkind = 'S' FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-                " WHERE n.nspname = %s AND c.relkind IN ('r', 'v', 'm', 'p', 'f', 'S')", (req["schema"],))
+    cur.execute(
+        "SELECT c.oid, c.relkind = 'S' FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE n.nspname = %s AND c.relkind IN ('r', 'v', 'm', 'p', 'f', 'S')",
+        (req["schema"],),
+    )
     oids = {"table": [], "sequence": []}
     for oid, is_sequence in cur.fetchall():
         oids["sequence" if is_sequence else "table"].append(oid)
@@ -126,20 +153,28 @@ def look(cur, req):
     for kind in ("table", "sequence"):
         relations[kind] = [held[kind].get(oid, set()) for oid in oids[kind]]
     out["grants_missing"] = [
-        any(not all(grant["role"] + ":" + p in rel for p in grant["privs"].split(",")) for rel in relations[grant["type"]])
-        for grant in req["grants"]]
+        any(
+            not all(grant["role"] + ":" + p in rel for p in grant["privs"].split(","))
+            for rel in relations[grant["type"]]
+        )
+        for grant in req["grants"]
+    ]
 
     cur.execute(
-        "SELECT d.defaclobjtype, " + EXPLODE + " FROM pg_default_acl d JOIN pg_namespace n ON n.oid = d.defaclnamespace,"
+        "SELECT d.defaclobjtype, "
+        + EXPLODE
+        + " FROM pg_default_acl d JOIN pg_namespace n ON n.oid = d.defaclnamespace,"
         " aclexplode(d.defaclacl) a WHERE d.defaclrole = (SELECT oid FROM pg_roles WHERE rolname = %s) AND n.nspname = %s",
-        (req["owner"], req["schema"]))
+        (req["owner"], req["schema"]),
+    )
     default_acl = {"TABLES": {}, "SEQUENCES": {}}
     for objtype, grantee, grantor, privilege in cur.fetchall():
         if objtype in ("r", "S") and grantor == req["owner"]:
             default_acl["TABLES" if objtype == "r" else "SEQUENCES"].setdefault(grantee, []).append(privilege)
     out["default_privs_missing"] = [
         not all(p in default_acl[grant["objs"]].get(grant["role"], []) for p in grant["privs"].split(","))
-        for grant in req["grants"]]
+        for grant in req["grants"]
+    ]
     return out
 
 
@@ -167,7 +202,9 @@ def main():
     out["logins"] = {}
     for role in req["roles"]:
         try:
-            connect(dict(req["client"], user=role["name"], password=role["password"], dbname=req["db"], connect_timeout=10)).close()
+            connect(
+                dict(req["client"], user=role["name"], password=role["password"], dbname=req["db"], connect_timeout=10)
+            ).close()
             out["logins"][role["name"]] = "ok"
         except pg.Error as error:
             out["logins"][role["name"]] = str(error).strip()

@@ -85,6 +85,18 @@ def test_it_waits_until_the_timeout_and_says_why(server, capsys):
     assert len(server.seen) >= 2  # it tried again before giving up
 
 
+def test_show_prints_the_body_once_the_checks_pass(server, capsys):
+    topology = json.dumps({"Topology": {"DataCenters": []}})
+    server.routes["/healthz"] = (200, "")
+    server.routes["/dir/status"] = (200, topology)
+    assert wait.main(["--timeout", "0", "--check", f"{server.url}/healthz", "--show", f"{server.url}/dir/status"]) == 0
+    assert capsys.readouterr().out == topology
+    # A check that fails prints nothing; a body that cannot be read is a failure too.
+    assert wait.main(["--timeout", "0", "--check", f"{server.url}/missing", "--show", f"{server.url}/dir/status"]) == 1
+    assert wait.main(["--timeout", "0", "--check", f"{server.url}/healthz", "--show", f"{server.url}/missing"]) == 1
+    assert capsys.readouterr().out == ""
+
+
 def test_a_qualifier_without_a_check_is_refused():
     with pytest.raises(SystemExit):
         wait.main(["--require", "Leader"])
