@@ -10,11 +10,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import importlib.util
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+
+from tests.support.http_routes import serve_routes
 
 HELPER = Path(__file__).resolve().parents[3] / "roles" / "label_studio" / "files" / "label_studio_check.py"
 _SPEC = importlib.util.spec_from_file_location("label_studio_check", HELPER)
@@ -22,31 +22,10 @@ check = importlib.util.module_from_spec(_SPEC)
 _SPEC.loader.exec_module(check)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    def do_GET(self):  # pylint: disable=invalid-name
-        status, location, body = self.server.routes.get(self.path, (404, "", "no such path"))
-        data = body.encode("utf-8")
-        self.send_response(status)
-        if location:
-            self.send_header("Location", location)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format, *args):  # pylint: disable=redefined-builtin
-        pass
-
-
 @pytest.fixture(name="server")
 def fixture_server():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    server.routes = {}
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    server.port = server.server_address[1]
-    yield server
-    server.shutdown()
-    server.server_close()
+    with serve_routes() as server:
+        yield server
 
 
 def django_pbkdf2(password, salt, iterations):
@@ -66,16 +45,16 @@ def test_password_matches_djangos_pbkdf2_format_only():
 
 
 def test_front_page_must_redirect_to_the_login_page(server):
-    server.routes["/"] = (302, "/user/login/", "")
+    server.routes["/"] = (302, "", {"Location": "/user/login/"})
     assert check.check_front_page(server.port) is None
-    server.routes["/"] = (200, "", "<html>")
+    server.routes["/"] = (200, "<html>")
     assert "answered 200" in check.check_front_page(server.port)
 
 
 def test_health_waits_for_up(server):
-    server.routes["/health"] = (200, "", '{"status": "UP"}')
+    server.routes["/health"] = (200, '{"status": "UP"}')
     assert check.wait_healthy(server.port, 4) is None
-    server.routes["/health"] = (503, "", "starting")
+    server.routes["/health"] = (503, "starting")
     reason = check.wait_healthy(server.port, 0)
     assert "did not answer /health UP" in reason and "HTTP 503" in reason
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+
+from tests.support.http_routes import serve_routes
 
 HELPER = Path(__file__).resolve().parents[3] / "roles" / "seaweedfs" / "files" / "seaweedfs_wait.py"
 _SPEC = importlib.util.spec_from_file_location("seaweedfs_wait", HELPER)
@@ -23,32 +23,10 @@ wait = importlib.util.module_from_spec(_SPEC)
 _SPEC.loader.exec_module(wait)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    """Answers from the server's `routes`: path -> (status, body); records request headers."""
-
-    def do_GET(self):  # pylint: disable=invalid-name
-        self.server.seen.append(dict(self.headers))
-        status, body = self.server.routes.get(self.path, (404, "no such path"))
-        data = body.encode("utf-8")
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format, *args):  # pylint: disable=redefined-builtin
-        pass
-
-
 @pytest.fixture(name="server")
 def fixture_server():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    server.routes, server.seen = {}, []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    server.url = f"http://127.0.0.1:{server.server_address[1]}"
-    yield server
-    server.shutdown()
-    server.server_close()
+    with serve_routes() as server:
+        yield server
 
 
 def test_require_and_contains_qualify_the_check_before_them(server):
