@@ -86,8 +86,8 @@ molecule: deps venv  ## Every molecule scenario on lab hosts (prepare, converge,
 	@tools/molecule-scenarios $(SCENARIOS)
 
 # `make test` runs two lanes at once: the molecule scenarios keep about one of the two cores busy (the rest of their
-# time is lab hosts installing packages and services starting), so lint, sanity, unit and integration tests run
-# beside them. The scenarios' output goes to tests/output/molecule/<scenario>.log with one line each here (and the
+# time is lab hosts installing packages and services starting), so lint, unit and integration tests run beside
+# them (sanity follows the scenarios). The scenarios' output goes to tests/output/molecule/<scenario>.log with one line each here (and the
 # log's tail when one fails). TEST_LANES=1 runs everything one after the other, all output here. Times: README.
 TEST_LANES ?= 2
 
@@ -103,12 +103,14 @@ else
 endif
 	@echo "make test: all passed"
 
+# Sanity runs after the scenarios, in their lane: the checks lane (unit and integration tests) is the longer one.
 test-lane-molecule:
 	@MOLECULE_LOG_DIR="$(CURDIR)/tests/output/molecule" MOLECULE_STOP_FILE="$(CURDIR)/$(LANE_FAILED)" \
 	  tools/molecule-scenarios $(SCENARIOS)
+	@$(MAKE) --no-print-directory sanity
 
 test-lane-checks:
-	@$(MAKE) --no-print-directory -j1 lint sanity unit integration \
+	@$(MAKE) --no-print-directory -j1 lint unit integration \
 	  || { mkdir -p $(dir $(LANE_FAILED)) && touch $(LANE_FAILED); exit 1; }
 
 clean: lab-down  ## Remove the lab hosts, .venv and caches (the base image stays in /var/cache/oceanid-lab)

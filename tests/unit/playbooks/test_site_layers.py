@@ -164,3 +164,74 @@ def test_a_limit_selects_only_that_hosts_part_of_every_layer(inventory, tmp_path
         "Prepare every fleet host": ["seaweed1"],
         "Run SeaweedFS (master, volume servers, filer, S3, FUSE mount) across the fleet": ["seaweed1"],
     }
+
+
+def role_part_tags(role: str) -> set[str]:
+    """Every tag a role's task files carry besides the role's own name: what `--tags <role>_<part>` can select."""
+    tags: set[str] = set()
+
+    def walk(node):
+        if isinstance(node, dict):
+            value = node.get("tags")
+            if isinstance(value, str):
+                tags.add(value)
+            elif isinstance(value, list):
+                tags.update(str(tag) for tag in value)
+            for child in node.values():
+                walk(child)
+        elif isinstance(node, list):
+            for child in node:
+                walk(child)
+
+    for path in (ROOT / "roles" / role / "tasks").glob("*.yml"):
+        walk(yaml.safe_load(path.read_text(encoding="utf-8")))
+    return {tag for tag in tags if tag.startswith(f"{role}_")}
+
+
+# Roles that read no facts and whose plays gather none (the data-miner stack renders on the controller).
+FACTLESS_ROLES = {"data_miner"}
+
+
+@pytest.mark.parametrize(
+    "role", sorted({role for roles in LAYER_ROLES.values() for role in roles} - FACTLESS_ROLES)
+)  # fmt: skip
+def test_every_part_tag_of_a_role_brings_the_facts_its_play_would_gather(role):
+    """`--tags <role>_<part>` skips the play's own gathering (tagged with the play's tags only); the play's import of
+    playbooks/tasks/facts.yml must carry every part tag of its role, or that part runs with no facts."""
+    layer = next(layer for layer, roles in LAYER_ROLES.items() if role in roles)
+    plays = yaml.safe_load((ROOT / "playbooks" / f"{layer}.yml").read_text(encoding="utf-8"))
+    (play,) = [
+        play for play in plays if any(entry.get("role") == f"oceanid.fleet.{role}" for entry in play.get("roles", []))
+    ]
+    imports = [
+        task for task in play.get("pre_tasks", []) if task.get("ansible.builtin.import_tasks") == "tasks/facts.yml"
+    ]
+    assert len(imports) == 1, f"{play['name']}: no pre_task imports tasks/facts.yml"
+    missing = role_part_tags(role) - set(imports[0].get("tags", []))
+    assert missing == set(), f"{play['name']}: tags that would run {role} without facts: {sorted(missing)}"
+
+
+def test_a_role_part_tag_lists_the_fact_gathering_of_its_play_only(inventory, tmp_path):
+    plays = listed_plays(
+        ansible_playbook(
+            inventory,
+            str(ROOT / "playbooks" / "site.yml"),
+            "--list-tasks",
+            "--tags",
+            "host_base_preflight,triton_server_models",
+            tmp_path=tmp_path,
+        )  # fmt: skip
+    )
+    gathering = "Gather the facts the roles read (a run narrowed to part of a role skips the play's gathering)"
+    with_facts = {play["name"] for play in plays if any(name == gathering for name, _tags in play["tasks"])}
+    assert with_facts == {"Prepare every fleet host", "Serve models with Triton on the GPU hosts"}, with_facts
+
+
+@pytest.mark.parametrize("role", sorted(path.name for path in (ROOT / "roles").iterdir() if (path / "tasks").is_dir()))
+def test_every_part_of_a_role_runs_its_preflight(role):
+    """`--tags <role>_<part>` alone runs the role's preflight too: it checks the inputs and works out what the parts
+    read (a part narrowed to itself failed on "'__label_studio_labels_files' is undefined" and the like)."""
+    main = yaml.safe_load((ROOT / "roles" / role / "tasks" / "main.yml").read_text(encoding="utf-8"))
+    tags = {tag for task in main for tag in task.get("tags", [])}
+    (preflight,) = [task for task in main if task.get("ansible.builtin.import_tasks") == "preflight.yml"]
+    assert tags - set(preflight["tags"]) == set(), f"{role}: parts that would run without its preflight"
